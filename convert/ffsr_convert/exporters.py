@@ -1,0 +1,80 @@
+"""Write a model in each file format FFmpeg's DNN backends load."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ffsr_convert.weights import SmallSRNet
+
+ONNX_OPSET = 17
+
+
+def export_onnx(module: object, path: Path, channels: int) -> None:
+    """NCHW float32 ONNX with dynamic height/width (input ``x``, output ``y``)."""
+    import torch
+
+    assert isinstance(module, torch.nn.Module)
+    module.eval()
+    sample = torch.rand(1, channels, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (sample,), str(path), dynamo=False, opset_version=ONNX_OPSET,
+            input_names=["x"], output_names=["y"],
+            dynamic_axes={"x": {2: "height", 3: "width"}, "y": {2: "out_height", 3: "out_width"}},
+        )
+
+
+def export_torchscript(module: object, path: Path, frozen: bool = True) -> None:
+    """TorchScript for LibTorch (scripted, optionally frozen: inlines the weights)."""
+    import torch
+
+    assert isinstance(module, torch.nn.Module)
+    module.eval()
+    scripted = torch.jit.trace(module, torch.rand(1, 3, 32, 32), check_trace=False)
+    if frozen:
+        scripted = torch.jit.freeze(scripted)
+    torch.jit.save(scripted, str(path))
+
+
+def export_frozen_pb(net: SmallSRNet, path: Path) -> None:
+    """A frozen TF GraphDef: input ``x`` [1,H,W,1] NHWC -> output ``y`` (sr and dnn_processing).
+
+    Built directly from constants (already frozen), the same ops as hvrr-sr's export:
+    symmetric padding, VALID convolutions, depth_to_space for ESPCN.
+    """
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [1, None, None, 1], name="x")
+        p = net.pad
+        h = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="SYMMETRIC")
+        acts = {"tanh": tf.nn.tanh, "relu": tf.nn.relu, "sigmoid": tf.nn.sigmoid}
+        for i, layer in enumerate(net.layers, 1):
+            k = tf.constant(layer.kernel, name=f"conv{i}/kernel")
+            b = tf.constant(layer.bias, name=f"conv{i}/bias")
+            h = tf.nn.bias_add(tf.nn.conv2d(h, k, strides=[1, 1, 1, 1], padding="VALID"), b)
+            if layer.activation != "linear":
+                h = acts[layer.activation](h)
+        if net.upsamples:
+            h = tf.nn.depth_to_space(h, net.scale)
+        tf.identity(h, name="y")
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+
+
+def run_frozen_pb(path: Path, y: np.ndarray) -> np.ndarray:
+    """Run a frozen graph on a [H,W] float Y plane; returns the output [H',W']."""
+    import tensorflow as tf
+
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(path.read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    with tf.compat.v1.Session(graph=graph) as sess:
+        out = sess.run("y:0", {"x:0": y[None, :, :, None].astype(np.float32)})
+    return np.asarray(out)[0, :, :, 0]

@@ -1,0 +1,10 @@
+"""ffsr: neural super-resolution and frame interpolation inside one ffmpeg process."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ffsr")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+source"
+
+__all__ = ["__version__"]

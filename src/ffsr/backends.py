@@ -1,0 +1,78 @@
+"""The DNN backend registry: every fact about FFmpeg's onnx/torch/tensorflow backends
+that the rest of ffsr needs, in one place (see docs/ffmpeg-dnn.md for the sources)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ffsr.errors import FfsrError
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How one FFmpeg DNN backend loads, feeds and reports a model."""
+
+    name: str
+    """ffsr's name, also FFmpeg's ``dnn_backend`` value."""
+    suffix: str
+    """Model file format it loads."""
+    configure_flag: str
+    layout: str
+    """Tensor layout it feeds: NCHW or NHWC."""
+    rgb_only: bool
+    """LibTorch always feeds 1x3xHxW RGB, so Y-only models need an RGB wrapper."""
+    devices: tuple[str, ...]
+    gpu_log_pattern: str | None
+    """A log line that proves the GPU really ran (None: not checkable from the log)."""
+    tuning: tuple[tuple[str, str], ...] = ()
+    """Backend-specific options ffsr sets by default (name, value)."""
+
+    def confirms_gpu(self, log: str) -> bool:
+        return bool(self.gpu_log_pattern and re.search(self.gpu_log_pattern, log))
+
+
+BACKENDS: dict[str, Backend] = {
+    "onnx": Backend(
+        name="onnx",
+        suffix=".onnx",
+        configure_flag="--enable-libonnxruntime",
+        layout="NCHW",
+        rgb_only=False,
+        devices=("cpu", "cuda"),
+        # The ONNX Runtime backend only WARNS when the CUDA provider fails and runs on CPU.
+        gpu_log_pattern=r"Using CUDA execution provider on device \d+",
+    ),
+    "torch": Backend(
+        name="torch",
+        suffix=".pt",
+        configure_flag="--enable-libtorch",
+        layout="NCHW",
+        rgb_only=True,
+        devices=("cpu", "cuda"),
+        gpu_log_pattern=r"Using CUDA/ROCm device: cuda",
+        tuning=(("optimize", "1"),),
+    ),
+    "tensorflow": Backend(
+        name="tensorflow",
+        suffix=".pb",
+        configure_flag="--enable-libtensorflow",
+        layout="NHWC",
+        rgb_only=False,
+        devices=("cpu",),
+        gpu_log_pattern=None,
+    ),
+}
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise FfsrError(
+            f"Unknown DNN backend '{name}'; choose one of: {', '.join(BACKENDS)}."
+        ) from None
+
+
+def backend_names() -> list[str]:
+    return list(BACKENDS)

@@ -1,0 +1,141 @@
+"""Native FFmpeg builds: run docker/build-ffmpeg.sh into a cache directory keyed by
+everything that changes the binary, so a second call is a no-op."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ffsr.backends import get_backend
+from ffsr.errors import FfsrError
+from ffsr.paths import DOCKER_DIR, ffmpeg_builds_dir, sources_dir
+from ffsr.versions import ffmpeg_version, installed_versions
+
+BUILD_SCRIPT = DOCKER_DIR / "build-ffmpeg.sh"
+COMPLETE_MARKER = "ffsr-build.json"
+# The runtime wheel each backend links against (its version is part of the cache key).
+RUNTIME_DISTRIBUTIONS = {"onnx": ("onnxruntime", "onnxruntime-gpu"), "torch": ("torch",),
+                         "tensorflow": ("tensorflow",)}
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """What one native build is made of."""
+
+    backends: tuple[str, ...] = ("onnx", "torch", "tensorflow")
+    cuda: bool = False
+    python: str = sys.executable
+    source: str = "debian"
+
+    def runtime_versions(self) -> dict[str, str]:
+        """Installed versions of the runtime wheels in the build's Python environment."""
+        code = (
+            "import importlib.metadata as m, json, sys\n"
+            "out = {}\n"
+            "for d in sys.argv[1:]:\n"
+            "    try: out[d] = m.version(d)\n"
+            "    except m.PackageNotFoundError: pass\n"
+            "print(json.dumps(out))\n"
+        )
+        dists = [d for b in self.backends for d in RUNTIME_DISTRIBUTIONS[b]]
+        if self.python == sys.executable:
+            return installed_versions(dists)
+        out = subprocess.run([self.python, "-c", code, *dists], capture_output=True, text=True)
+        return json.loads(out.stdout) if out.returncode == 0 else {}
+
+    def key(self) -> str:
+        """Hash of the build inputs: script, pins, patches, options and runtime versions."""
+        h = hashlib.sha256()
+        files = [BUILD_SCRIPT, DOCKER_DIR / "fetch-sources.sh", DOCKER_DIR / "versions.env"]
+        files += sorted((DOCKER_DIR / "patches").glob("*.patch"))
+        for f in files:
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        h.update(json.dumps({"backends": sorted(self.backends), "cuda": self.cuda,
+                             "runtimes": self.runtime_versions()}, sort_keys=True).encode())
+        return h.hexdigest()[:12]
+
+    def prefix(self) -> Path:
+        label = "-".join(sorted(self.backends)) or "nodnn"
+        flavour = "cuda" if self.cuda else "cpu"
+        return ffmpeg_builds_dir() / f"{ffmpeg_version()}-{label}-{flavour}-{self.key()}"
+
+
+def cached_build(config: BuildConfig) -> Path | None:
+    """The ffmpeg binary of a finished build of this configuration, if there is one."""
+    prefix = config.prefix()
+    if (prefix / COMPLETE_MARKER).is_file() and (prefix / "bin" / "ffmpeg").is_file():
+        return prefix / "bin" / "ffmpeg"
+    return None
+
+
+def latest_build() -> Path | None:
+    """The most recently finished build in the cache, whatever its configuration."""
+    root = ffmpeg_builds_dir()
+    if not root.is_dir():
+        return None
+    done = [p for p in root.iterdir() if (p / COMPLETE_MARKER).is_file()]
+    if not done:
+        return None
+    newest = max(done, key=lambda p: (p / COMPLETE_MARKER).stat().st_mtime)
+    return newest / "bin" / "ffmpeg"
+
+
+def build_ffmpeg(
+    config: BuildConfig,
+    *,
+    jobs: int | None = None,
+    force: bool = False,
+    on_phase: Callable[[str, str], None] | None = None,
+) -> Path:
+    """Build FFmpeg for ``config`` unless the cache already has it; return the ffmpeg path."""
+    for b in config.backends:
+        get_backend(b)  # unknown names fail here with a clear sentence
+    if not force and (done := cached_build(config)):
+        return done
+    prefix = config.prefix()
+    prefix.mkdir(parents=True, exist_ok=True)
+    (prefix / COMPLETE_MARKER).unlink(missing_ok=True)
+    log_path = prefix.parent / f"{prefix.name}.log"
+    cmd: Sequence[str] = [
+        "bash", str(BUILD_SCRIPT), "--prefix", str(prefix),
+        "--backends", ",".join(config.backends) or "none", "--python", config.python,
+        "--source", config.source, "--cache", str(sources_dir()),
+    ]
+    if config.cuda:
+        cmd = [*cmd, "--cuda"]
+    if jobs:
+        cmd = [*cmd, "--jobs", str(jobs)]
+    started = time.monotonic()
+    errors: list[str] = []
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            if line.startswith("==> ") and on_phase:
+                phase, _, text = line[4:].rstrip().partition(": ")
+                on_phase(phase, text)
+            if "error:" in line:
+                errors.append(line.strip())
+        rc = proc.wait()
+    if rc != 0:
+        reason = errors[-1].split("error:", 1)[1].strip() if errors else f"exit status {rc}"
+        raise FfsrError(f"The FFmpeg build failed: {reason}", log_path=str(log_path))
+    info = {
+        "ffmpeg_version": ffmpeg_version(),
+        "backends": list(config.backends),
+        "cuda": config.cuda,
+        "runtimes": config.runtime_versions(),
+        "python": config.python,
+        "seconds": round(time.monotonic() - started, 1),
+        "key": config.key(),
+    }
+    (prefix / COMPLETE_MARKER).write_text(json.dumps(info, indent=2) + "\n")
+    return prefix / "bin" / "ffmpeg"
