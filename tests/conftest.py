@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ffsr.ffmpeg_build import BuildConfig, build_ffmpeg
 from ffsr.ffmpeg_tools import FfmpegChoice
 from ffsr.paths import SHARED_DATA_DIR
+from ffsr.quality import to_8bit
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +28,65 @@ def clips(shared_data: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def ffmpeg_bin() -> Path:
-    """The ffsr build of FFmpeg with all three backends (built once, then reused)."""
-    return build_ffmpeg(BuildConfig())
+    """The ffsr build of FFmpeg with all three backends (built once, then reused).
+
+    FFSR_TEST_FFMPEG runs the suite against another binary, e.g. a build made with
+    ``docker/build-ffmpeg.sh --skip-patches 0001,0002,0003,0004`` to see each patch's test fail.
+    """
+    override = os.environ.get("FFSR_TEST_FFMPEG")
+    return Path(override) if override else build_ffmpeg(BuildConfig())
 
 
 @pytest.fixture(scope="session")
 def ffprobe_bin(ffmpeg_bin: Path) -> Path:
     return FfmpegChoice(ffmpeg_bin, "test").ffprobe
+
+
+# ---- a fixed-weight ESPCN and its references in the source frameworks (shared by the
+# native-build tests and the Docker image tests; import the functions from conftest).
+
+
+@pytest.fixture(scope="session")
+def espcn_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An ESPCN-shaped x2 net with fixed weights, exported to the formats FFmpeg loads
+    (the frozen .pb only where TensorFlow is installed)."""
+    pytest.importorskip("torch")
+    from ffsr_convert.exporters import export_frozen_pb, export_onnx, export_torchscript
+    from ffsr_convert.torch_nets import SmallSR, YModelOnRGB
+    from ffsr_convert.weights import fixed_espcn
+
+    d = tmp_path_factory.mktemp("espcn")
+    net = fixed_espcn(scale=2)
+    y_model = SmallSR(net)
+    files = {"onnx": d / "espcn.onnx", "pt": d / "espcn_rgb.pt",
+             "pt_unfrozen": d / "espcn_rgb_unfrozen.pt"}
+    export_onnx(y_model, files["onnx"], channels=1)
+    export_torchscript(YModelOnRGB(y_model, 2), files["pt"], frozen=True)
+    export_torchscript(YModelOnRGB(y_model, 2), files["pt_unfrozen"], frozen=False)
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return files
+    files["pb"] = d / "espcn.pb"
+    export_frozen_pb(net, files["pb"])
+    return files
+
+
+def onnx_reference(model: Path, planes: np.ndarray) -> np.ndarray:
+    """A 1-channel ONNX model run by onnxruntime on uint8 planes [N,H,W], as 8-bit output."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    return np.stack([to_8bit(sess.run(["y"], {"x": p[None, None].astype(np.float32) / 255})[0][0, 0])
+                     for p in planes])
+
+
+def torch_reference(model: Path, rgb: np.ndarray) -> np.ndarray:
+    """A TorchScript RGB model run by torch on uint8 frames [N,H,W,3], as 8-bit output."""
+    import torch
+
+    module = torch.jit.load(str(model))
+    with torch.no_grad():
+        x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(0, 3, 1, 2)
+        y = torch.cat([module(f[None]) for f in x]).permute(0, 2, 3, 1).numpy()
+    return to_8bit(y)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -85,6 +86,109 @@ def doctor() -> None:
     if not report.can_upscale:
         console.print("[red]ffsr cannot upscale with this setup.[/]")
         raise typer.Exit(1)
+
+
+@app.command("convert-model")
+def convert_model_cmd(
+    name: Annotated[str | None, typer.Argument(help="Zoo model name (see `ffsr models`).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="Your own checkpoint: TF .ckpt directory, .pth, .safetensors or .onnx.")] = None,
+    arch: Annotated[str | None, typer.Option(help="Architecture (espcn, srcnn for TF "
+                                                  "checkpoints; detected for PyTorch ones).")] = None,
+    scale: Annotated[int | None, typer.Option(help="Scale the weights must have.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", "-o",
+                                                 help="Where to write (default: ~/.cache/ffsr/models).")]
+    = None,
+    backends: Annotated[str, typer.Option(help="Formats: onnx,torch,tensorflow.")]
+    = "onnx,torch,tensorflow",
+    verify_clip: Annotated[Path | None, typer.Option(help="Clip whose frames verify the outputs.")]
+    = None,
+    model_name: Annotated[str | None, typer.Option("--name", help="Name of the converted model.")]
+    = None,
+) -> None:
+    """Convert a checkpoint into FFmpeg-loadable models, each verified against its source."""
+    from ffsr.convert_model import convert_checkpoint, convert_zoo_model
+
+    if bool(name) == bool(checkpoint):
+        raise FfsrError("Give either a zoo model name or --checkpoint PATH.")
+    log = console.print
+    if checkpoint:
+        card = convert_checkpoint(checkpoint, name=model_name, arch=arch, scale=scale,
+                                  out_dir=out_dir, backends=_split(backends),
+                                  verify_clip=verify_clip, log=log)
+    else:
+        assert name is not None
+        card = convert_zoo_model(name, out_dir, backends=_split(backends),
+                                 verify_clip=verify_clip, log=log)
+    console.print(f"[green]converted[/] {card.name} x{card.scale} ({card.color.upper()}): "
+                  f"{', '.join(card.files)}")
+    print(card.directory)
+
+
+@app.command()
+def models() -> None:
+    """List the model zoo and which models are already converted."""
+    from ffsr.model_card import find_card
+    from ffsr.zoo import zoo
+
+    for m in zoo().values():
+        try:
+            card = find_card(m.name)
+            status = f"converted: {', '.join(card.files)}"
+        except FfsrError:
+            status = "not converted"
+        print(f"{m.name:<24} x{m.scale} {m.color.upper():<3} {m.arch:<16} {status:<36} {m.title}")
+
+
+@app.command("build-image")
+def build_image_cmd(
+    flavor: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when an NVIDIA "
+                                                    "GPU is visible, else cpu).")] = None,
+    tag: Annotated[str | None, typer.Option(help="Image tag (default: ffsr:<ffmpeg version>-<flavor>).")]
+    = None,
+    ffmpeg_source: Annotated[str, typer.Option(help="FFmpeg source: 'debian' (Debian's archive), a "
+                                                    "tarball path or a URL; sha256 is checked.")]
+    = "debian",
+    backends: Annotated[str, typer.Option(help="DNN backends, comma-separated (onnx,torch,tensorflow).")]
+    = "onnx,torch,tensorflow",
+    ca_bundle: Annotated[Path | None, typer.Option(help="CA bundle pip trusts inside the build "
+                                                        "(TLS-intercepting proxies).")] = None,
+    wheelhouse: Annotated[Path | None, typer.Option(help="Directory of local wheels pip prefers "
+                                                         "(e.g. a CPU-only torch).")] = None,
+    base_image: Annotated[str | None, typer.Option(help="Base image (default: ffsr-base:<suite>, "
+                                                        "made from Debian's archive when missing).")]
+    = None,
+    jobs: Annotated[int | None, typer.Option(help="Parallel compile jobs in the builder stage.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the rendered Dockerfile and exit.")]
+    = False,
+) -> None:
+    """Build the ffsr Docker image: FFmpeg with DNN backends, runtimes, non-root, ffmpeg entrypoint."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ffsr.image import ImageConfig, build_image, default_flavor, render_dockerfile
+
+    config = ImageConfig(flavor=flavor or default_flavor(), tag=tag, backends=_split(backends),
+                         ffmpeg_source=ffmpeg_source, base_image=base_image, ca_bundle=ca_bundle,
+                         wheelhouse=wheelhouse, no_cache=no_cache, jobs=jobs)
+    if dry_run:
+        print(render_dockerfile(config), end="")
+        return
+    started = time.monotonic()
+    columns = (SpinnerColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"building {config.image_tag}", total=None)
+
+        def on_progress(event: object) -> None:
+            text = getattr(event, "text", str(event))
+            console.print(f"[dim]{time.monotonic() - started:6.0f}s[/] {text}", highlight=False)
+            progress.update(task, description=text)
+
+        result = build_image(config, on_progress=on_progress)
+    verb = "reused (inputs unchanged)" if result.reused else f"built in {result.seconds:.0f}s"
+    console.print(f"[green]{result.tag}[/] {verb}, image size {result.size_gb:.2f} GB "
+                  f"(log: {result.log_path})", highlight=False)
+    print(result.tag)
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ class FidelityReport:
         return self.within_one >= 0.999 and self.psnr >= 50.0
 
     def as_dict(self) -> dict[str, float]:
-        return {"max_diff": self.max_diff, "within_one": round(self.within_one, 6),
-                "psnr_db": round(self.psnr, 2)}
+        return {"max_diff": int(self.max_diff), "within_one": round(float(self.within_one), 6),
+                "psnr_db": round(float(self.psnr), 2)}
 
 
 def to_8bit(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,104 @@
+"""convert-model orchestration: pick the source, run the ffsr_convert recipe on the host
+(when the conversion frameworks are installed), and report what was written."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+from ffsr.errors import FfsrError
+from ffsr.ffmpeg_tools import capabilities, choose_ffmpeg
+from ffsr.model_card import ModelCard
+from ffsr.paths import converted_models_dir
+from ffsr.zoo import data_dir, get_manifest, sha256_file
+
+FRAMEWORKS = ("torch", "onnx", "onnxruntime")
+DEFAULT_VERIFY_CLIP = "clips/carphone_176x144.mp4"
+
+
+def frameworks_missing() -> list[str]:
+    return [m for m in FRAMEWORKS if importlib.util.find_spec(m) is None]
+
+
+def _require_frameworks() -> None:
+    missing = frameworks_missing()
+    if missing:
+        raise FfsrError(
+            f"Conversion needs {', '.join(missing)} on this host: `pip install 'ffsr[convert]'`, "
+            "or run it inside the ffsr image: `docker run --entrypoint ffsr IMAGE convert-model …`.")
+
+
+def _ffmpeg_for_verification() -> tuple[Path | None, Path | None]:
+    try:
+        choice = choose_ffmpeg()
+    except FfsrError:
+        return None, None
+    caps = capabilities(choice.ffmpeg)
+    if not caps.dnn_backends:
+        return None, None
+    return choice.ffmpeg, choice.ffprobe
+
+
+def _verify_clip(clip: Path | None) -> Path:
+    path = clip or data_dir() / DEFAULT_VERIFY_CLIP
+    if not path.is_file():
+        raise FfsrError(f"Verification clip not found: {path} (pass --verify-clip).")
+    return path
+
+
+def convert_zoo_model(name: str, out_dir: Path | None = None, *, backends: tuple[str, ...] =
+                      ("onnx", "torch", "tensorflow"), verify_clip: Path | None = None,
+                      log: Callable[[str], None] = print) -> ModelCard:
+    """Convert a zoo model from its pinned checkpoint (sha256 checked first)."""
+    manifest = get_manifest(name)
+    manifest.verify_source()
+    _require_frameworks()
+    from ffsr_convert.sources import load_source
+
+    model = load_source(manifest.source_path, manifest.arch if manifest.arch in ("espcn", "srcnn")
+                        else None, manifest.scale)
+    if model.color != manifest.color:
+        raise FfsrError(f"{name}: the checkpoint is a {model.color.upper()} model but the manifest "
+                        f"says {manifest.color.upper()}.")
+    source: dict[str, object] = {"kind": "zoo", **manifest.source}
+    return _convert(name, model, source, manifest.source["licence"], out_dir, backends,
+                    verify_clip, log)
+
+
+def convert_checkpoint(path: Path, *, name: str | None = None, arch: str | None = None,
+                       scale: int | None = None, out_dir: Path | None = None,
+                       backends: tuple[str, ...] = ("onnx", "torch", "tensorflow"),
+                       verify_clip: Path | None = None, licence: str = "unknown",
+                       log: Callable[[str], None] = print) -> ModelCard:
+    """Convert a user's checkpoint (.ckpt directory, .pth, .safetensors or .onnx)."""
+    if not path.exists() and not Path(str(path) + ".index").exists():
+        raise FfsrError(f"Checkpoint not found: {path}")
+    _require_frameworks()
+    model_name = name or path.stem.split(".")[0] or path.name
+    if path.suffix == ".onnx":
+        from ffsr_convert.onnx_import import import_onnx
+
+        return import_onnx(path, model_name, scale, out_dir or converted_models_dir(),
+                           _verify_clip(verify_clip), *_ffmpeg_for_verification(), log=log)
+    from ffsr_convert.sources import load_source
+
+    model = load_source(path, arch, scale)
+    source: dict[str, object] = {"kind": "file", "path": str(path.resolve()),
+              "sha256": {path.name: sha256_file(path)} if path.is_file() else {}}
+    return _convert(model_name, model, source, licence, out_dir, backends, verify_clip, log)
+
+
+def _convert(name: str, model: object, source: dict[str, object], licence: str,
+             out_dir: Path | None, backends: tuple[str, ...], verify_clip: Path | None,
+             log: Callable[[str], None]) -> ModelCard:
+    from ffsr_convert.pipeline import ConvertRequest, convert
+    from ffsr_convert.sources import LoadedModel
+
+    assert isinstance(model, LoadedModel)
+    ffmpeg, ffprobe = _ffmpeg_for_verification()
+    req = ConvertRequest(name=name, model=model, source=source, licence=licence,
+                         out_dir=out_dir or converted_models_dir(),
+                         verify_clip=_verify_clip(verify_clip), ffmpeg=ffmpeg, ffprobe=ffprobe,
+                         backends=backends, log=log)
+    return convert(req)

@@ -1,0 +1,129 @@
+"""Filter-graph rendering: Python decides (form, backend, sizes, escaping), the Jinja
+templates in filtergraphs/ hold the graph's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+
+import jinja2
+
+from ffsr.backends import get_backend
+from ffsr.errors import FfsrError
+from ffsr.filterstring import filter_options
+from ffsr.model_card import ModelCard
+from ffsr.paths import FILTERGRAPHS_DIR
+
+Y_FORMS = ("compact", "explicit", "sr")
+INTERPOLATIONS = ("minterpolate", "framerate", "fps")
+SCALERS = ("bicubic", "lanczos", "bilinear", "spline", "neighbor")
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """Everything that shapes the graph besides the models."""
+
+    backend: str = "onnx"
+    device: str = "cpu"
+    y_form: str = "compact"
+    chroma_scaler: str = "bicubic"
+    yuv_format: str = "yuv420p"
+    fps: Fraction | None = None
+    interpolation: str = "minterpolate"
+    interpolate_after: bool = False
+    scd_threshold: float = 10.0
+    width: int | None = None
+    height: int | None = None
+    final_scaler: str = "lanczos"
+    deinterlace: bool = False
+    dedupe: bool = False
+    alpha: bool = False
+    out_format: str | None = None
+    gif_palette: bool = False
+    in_label: str | None = None
+    out_label: str | None = None
+    backend_options: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class ModelStep:
+    """One model in the chain, as the templates see it."""
+
+    id: str
+    template: str
+    filter: str
+    options: str
+    prescale: int
+    model_scale: int
+    yuv_format: str
+    chroma_scaler: str
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(FILTERGRAPHS_DIR),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             keep_trailing_newline=False)
+    env.globals["opts"] = filter_options
+    return env
+
+
+def model_step(card: ModelCard, index: int, opts: GraphOptions) -> ModelStep:
+    """Choose the filter and form that run ``card`` on ``opts.backend``."""
+    backend = get_backend(opts.backend)
+    if opts.device not in backend.devices:
+        raise FfsrError(f"The {backend.name} backend cannot run on '{opts.device}' "
+                        f"(it supports: {', '.join(backend.devices)}).")
+    mf = card.file_for(backend.name)
+    path = str(card.path_for(backend.name))
+    def step(template: str, filter_name: str, options: str, prescale: int) -> ModelStep:
+        return ModelStep(id=f"m{index}", template=template, filter=filter_name, options=options,
+                         prescale=prescale, model_scale=card.model_scale,
+                         yuv_format=opts.yuv_format, chroma_scaler=opts.chroma_scaler)
+
+    if opts.y_form == "sr":
+        if card.color != "y" or backend.name != "tensorflow" or "sr" not in mf.filters:
+            raise FfsrError("The sr filter runs only Y-channel models on the tensorflow backend "
+                            f"({card.name} is {card.color.upper()}, backend {backend.name}).")
+        options = filter_options([("dnn_backend", "tensorflow"), ("model", path),
+                                  ("input", mf.input), ("output", mf.output),
+                                  ("scale_factor", card.scale)])
+        return step("model_sr.j2", "sr", options, prescale=1)  # sr pre-scales by itself
+    pairs: list[tuple[str, object]] = [("dnn_backend", backend.name), ("model", path)]
+    if backend.name != "torch":  # LibTorch has no tensor names
+        pairs += [("input", mf.input), ("output", mf.output)]
+    if opts.device != "cpu":
+        pairs.append(("device", opts.device))
+    pairs += list(backend.tuning) + list(opts.backend_options)
+    options = filter_options(pairs)
+    if mf.channels == 3:
+        template = "model_rgb.j2"
+    else:
+        template = "model_y_explicit.j2" if opts.y_form == "explicit" else "model_y_compact.j2"
+    return step(template, "dnn_processing", options, card.prescale)
+
+
+def render_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
+    """The filter graph for a chain of models, as one line."""
+    if not cards:
+        raise FfsrError("No model given.")
+    if opts.y_form not in Y_FORMS:
+        raise FfsrError(f"Unknown form '{opts.y_form}'; choose one of {', '.join(Y_FORMS)}.")
+    if opts.interpolation not in INTERPOLATIONS:
+        raise FfsrError(f"Unknown interpolation '{opts.interpolation}'; "
+                        f"choose one of {', '.join(INTERPOLATIONS)}.")
+    for scaler in (opts.chroma_scaler, opts.final_scaler):
+        if scaler not in SCALERS:
+            raise FfsrError(f"Unknown scaler '{scaler}'; choose one of {', '.join(SCALERS)}.")
+    steps = [model_step(card, i, opts) for i, card in enumerate(cards)]
+    total_scale = 1
+    for card in cards:
+        total_scale *= card.scale
+    text = _env().get_template("upscale.j2").render(
+        steps=steps, total_scale=total_scale, **{k: getattr(opts, k) for k in (
+            "fps", "interpolation", "interpolate_after", "scd_threshold", "width", "height",
+            "final_scaler", "deinterlace", "dedupe", "alpha", "out_format", "gif_palette",
+            "in_label", "out_label")})
+    return "".join(line.strip() for line in text.splitlines())
