@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
@@ -123,6 +124,137 @@ def convert_model_cmd(
     console.print(f"[green]converted[/] {card.name} x{card.scale} ({card.color.upper()}): "
                   f"{', '.join(card.files)}")
     print(card.directory)
+
+
+ModelOpt = Annotated[list[str], typer.Option("--model", "-m", help=(
+    "Model name (zoo or converted) or card path; repeat to chain models, e.g. a 1x "
+    "clean-up model then a 2x model."))]
+BackendOpt = Annotated[str, typer.Option(help="DNN backend: auto, onnx, torch or tensorflow.")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda (checked in ffmpeg's log).")]
+FpsOpt = Annotated[str | None, typer.Option(help="New frame rate, e.g. 60 or 30000/1001.")]
+InterpOpt = Annotated[str, typer.Option(help="minterpolate (motion compensated), framerate "
+                                             "(blend) or fps (duplicate/drop).")]
+FormOpt = Annotated[str, typer.Option("--form", help="Y models: compact (dnn_processing on "
+                                                     "yuv), explicit (planes) or sr (sr filter).")]
+
+
+def _fps(value: str | None) -> Fraction | None:
+    if value is None:
+        return None
+    try:
+        fps = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise FfsrError(f"--fps {value} is not a frame rate (use e.g. 60 or 30000/1001).") from None
+    if fps <= 0:
+        raise FfsrError("--fps must be positive.")
+    return fps
+
+
+@app.command()
+def upscale(
+    input: Annotated[Path, typer.Argument(help="Input video, GIF or image sequence.")],
+    model: ModelOpt,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file "
+                                                "(.mp4 .mkv .mov .gif .apng .y4m).")] = None,
+    scale: Annotated[int | None, typer.Option(help="Required total scale (checked against "
+                                                   "the models).")] = None,
+    width: Annotated[int | None, typer.Option(help="Final width (lanczos after the models).")]
+    = None,
+    height: Annotated[int | None, typer.Option(help="Final height.")] = None,
+    fps: FpsOpt = None,
+    interpolation: InterpOpt = "minterpolate",
+    interpolate_after: Annotated[bool, typer.Option(help="Interpolate after upscaling "
+                                                         "(slower, on more pixels).")] = False,
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "cpu",
+    form: FormOpt = "compact",
+    deinterlace: Annotated[bool, typer.Option(help="bwdif before the models.")] = False,
+    dedupe: Annotated[bool, typer.Option(help="mpdecimate: drop duplicate frames first.")]
+    = False,
+    encoder: Annotated[str | None, typer.Option(help="Video encoder (default per container: "
+                                                     "libx264, gif, apng, ffv1 …).")] = None,
+    crf: Annotated[int | None, typer.Option(help="Quality for x264/NVENC (default 18).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Encoder preset.")] = None,
+    runtime: Annotated[str, typer.Option(help="local (ffsr-built ffmpeg) or docker (the ffsr "
+                                              "image).")] = "local",
+    image: Annotated[str | None, typer.Option(help="Docker image for --runtime docker.")] = None,
+    frames: Annotated[int | None, typer.Option(help="Stop after N frames (preview).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the ffmpeg command, run nothing.")] = False,
+) -> None:
+    """Upscale a video with neural models in one ffmpeg process (audio and subtitles kept)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    from ffsr.upscale import UpscaleRequest, plan_upscale, run_upscale
+
+    if runtime not in ("local", "docker"):
+        raise FfsrError(f"Unknown runtime '{runtime}'; choose local or docker.")
+    req = UpscaleRequest(
+        input=input, models=model, output=output, backend=backend, device=device, scale=scale,
+        width=width, height=height, fps=_fps(fps), interpolation=interpolation,
+        interpolate_after=interpolate_after, y_form=form, deinterlace=deinterlace,
+        dedupe=dedupe, encoder=encoder, crf=crf, preset=preset, overwrite=overwrite,
+        runtime=runtime, image=image, frames=frames)
+    plan = plan_upscale(req, log=console.print)
+    for note in plan.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if dry_run:
+        print(plan.command_line())
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                  transient=False) as progress:
+        task = progress.add_task(f"{plan.backend} {plan.input_name()}", total=plan.expected_frames,
+                                 fps=0.0)
+
+        def on_progress(update: ProgressUpdate) -> None:
+            progress.update(task, completed=update.frame, fps=update.fps)
+
+        result = run_upscale(plan, on_progress)
+    console.print(f"[green]wrote[/] {result.output} ({result.frames} frames in "
+                  f"{result.seconds:.1f}s)")
+
+
+@app.command()
+def graph(
+    model: ModelOpt,
+    fps: FpsOpt = None,
+    interpolation: InterpOpt = "minterpolate",
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "cpu",
+    form: FormOpt = "compact",
+    width: Annotated[int | None, typer.Option(help="Final width.")] = None,
+    height: Annotated[int | None, typer.Option(help="Final height.")] = None,
+    alpha: Annotated[bool, typer.Option(help="Keep an alpha channel (GIF/PNG inputs).")] = False,
+    in_label: Annotated[str | None, typer.Option(help="Input pad label, e.g. 0:v.")] = None,
+    out_label: Annotated[str | None, typer.Option(help="Output pad label, e.g. up.")] = None,
+    command: Annotated[bool, typer.Option(help="Print a complete ffmpeg command instead "
+                                               "(needs --input).")] = False,
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="Input for --command.")]
+    = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output for --command.")]
+    = None,
+) -> None:
+    """Print the filter graph (or the whole ffmpeg command) that `ffsr upscale` runs."""
+    from ffsr.ffmpeg_tools import capabilities, choose_ffmpeg
+    from ffsr.graph import GraphOptions, render_graph
+    from ffsr.upscale import UpscaleRequest, choose_backend, plan_upscale, resolve_cards
+
+    if command:
+        if input is None:
+            raise FfsrError("--command needs --input (and optionally --output).")
+        req = UpscaleRequest(input=input, models=model, output=output, backend=backend,
+                             device=device, fps=_fps(fps), interpolation=interpolation,
+                             y_form=form, width=width, height=height, overwrite=True)
+        print(plan_upscale(req, log=console.print).command_line())
+        return
+    cards = resolve_cards(model, log=console.print)
+    chosen = choose_backend(backend, cards, capabilities(choose_ffmpeg().ffmpeg))
+    print(render_graph(cards, GraphOptions(
+        backend=chosen, device=device, y_form=form, fps=_fps(fps), interpolation=interpolation,
+        width=width, height=height, alpha=alpha, in_label=in_label, out_label=out_label)))
 
 
 @app.command()
