@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ffsr_convert  # noqa: F401  (first: keeps triton out, see ffsr_convert/__init__.py)
+
 from ffsr.ffmpeg_build import BuildConfig, build_ffmpeg
 from ffsr.ffmpeg_tools import FfmpegChoice
+from ffsr.model_card import ModelCard
 from ffsr.paths import SHARED_DATA_DIR
 from ffsr.quality import to_8bit
 
@@ -90,3 +93,19 @@ def torch_reference(model: Path, rgb: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(0, 3, 1, 2)
         y = torch.cat([module(f[None]) for f in x]).permute(0, 2, 3, 1).numpy()
     return to_8bit(y)
+
+
+ZOO = ("espcn", "srcnn", "realesr-animevideov3", "realesr-animevideox2v3", "small-grayrealesrx2")
+
+
+@pytest.fixture(scope="session")
+def zoo_models(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path,
+               shared_data: Path) -> dict[str, ModelCard]:
+    """All zoo models converted from the shared checkpoints, into a fresh folder that
+    FFSR_MODELS_DIR points at for the whole session (conversion verifies each file)."""
+    from ffsr.convert_model import convert_zoo_model
+
+    models_dir = tmp_path_factory.mktemp("models")
+    os.environ["FFSR_MODELS_DIR"] = str(models_dir)
+    os.environ["FFSR_FFMPEG"] = str(ffmpeg_bin)
+    return {name: convert_zoo_model(name, models_dir, log=lambda _: None) for name in ZOO}

@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -183,9 +183,16 @@ def upscale(
     dry_run: Annotated[bool, typer.Option(help="Print the ffmpeg command, run nothing.")] = False,
 ) -> None:
     """Upscale a video with neural models in one ffmpeg process (audio and subtitles kept)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
+    from ffsr.progress import ProgressUpdate
     from ffsr.upscale import UpscaleRequest, plan_upscale, run_upscale
 
     if runtime not in ("local", "docker"):

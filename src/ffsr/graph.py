@@ -76,6 +76,9 @@ def model_step(card: ModelCard, index: int, opts: GraphOptions) -> ModelStep:
     if opts.device not in backend.devices:
         raise FfsrError(f"The {backend.name} backend cannot run on '{opts.device}' "
                         f"(it supports: {', '.join(backend.devices)}).")
+    if opts.y_form == "sr" and (card.color != "y" or backend.name != "tensorflow"):
+        raise FfsrError("The sr filter runs only Y-channel models on the tensorflow backend "
+                        f"({card.name} is {card.color.upper()}, backend {backend.name}).")
     mf = card.file_for(backend.name)
     path = str(card.path_for(backend.name))
     def step(template: str, filter_name: str, options: str, prescale: int) -> ModelStep:
@@ -84,9 +87,8 @@ def model_step(card: ModelCard, index: int, opts: GraphOptions) -> ModelStep:
                          yuv_format=opts.yuv_format, chroma_scaler=opts.chroma_scaler)
 
     if opts.y_form == "sr":
-        if card.color != "y" or backend.name != "tensorflow" or "sr" not in mf.filters:
-            raise FfsrError("The sr filter runs only Y-channel models on the tensorflow backend "
-                            f"({card.name} is {card.color.upper()}, backend {backend.name}).")
+        if "sr" not in mf.filters:
+            raise FfsrError(f"{card.name}'s TensorFlow graph was not made for the sr filter.")
         options = filter_options([("dnn_backend", "tensorflow"), ("model", path),
                                   ("input", mf.input), ("output", mf.output),
                                   ("scale_factor", card.scale)])

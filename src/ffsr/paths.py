@@ -35,4 +35,6 @@ def sources_dir() -> Path:
 
 
 def converted_models_dir() -> Path:
-    return cache_dir() / "models"
+    """Converted models: ``$FFSR_MODELS_DIR`` or the ``models`` folder of the cache."""
+    env = os.environ.get("FFSR_MODELS_DIR")
+    return Path(env).expanduser() if env else cache_dir() / "models"

@@ -1,0 +1,5 @@
+"""`python -m ffsr` runs the CLI."""
+
+from ffsr.cli import main
+
+main()
