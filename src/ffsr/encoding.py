@@ -31,8 +31,9 @@ OUTPUTS: dict[str, OutputKind] = {
     ".png": OutputKind("apng", "rgba", audio=False, subtitle_codec=None, alpha=True),
     ".y4m": OutputKind("rawvideo", "yuv420p", audio=False, subtitle_codec=None),
 }
-ENCODER_PIX_FMT = {"ffv1": "yuv444p", "h264_nvenc": "yuv420p", "hevc_nvenc": "yuv420p",
+ENCODER_PIX_FMT = {"ffv1": None, "h264_nvenc": "yuv420p", "hevc_nvenc": "yuv420p",
                    "libx264": "yuv420p"}
+"""None: keep the graph's own 8-bit format (lossless)."""
 
 
 def output_kind(path: Path) -> OutputKind:
@@ -48,8 +49,9 @@ def encoder_args(kind: OutputKind, encoder: str | None, crf: int | None, preset:
     """-c:v/-crf/-pix_fmt for the output (the GIF palette is built in the graph)."""
     enc = encoder or kind.encoder
     if enc not in available:
-        raise FfsrError(f"This ffmpeg has no '{enc}' encoder (it has: "
-                        f"{', '.join(sorted(e for e in available if e in ENCODER_PIX_FMT or e in ('gif', 'apng')))}).")
+        known = sorted(e for e in available if e in ENCODER_PIX_FMT or e in ("gif", "apng"))
+        raise FfsrError(f"This ffmpeg has no '{enc}' encoder (video encoders ffsr knows here: "
+                        f"{', '.join(known)}).")
     args = ["-c:v", enc]
     if enc == "libx264":
         args += ["-crf", str(18 if crf is None else crf), "-preset", preset or "medium"]
@@ -62,4 +64,4 @@ def encoder_args(kind: OutputKind, encoder: str | None, crf: int | None, preset:
     pix_fmt = "rgba" if (alpha and kind.alpha) else ENCODER_PIX_FMT.get(enc, kind.pix_fmt)
     if enc == "apng" and not alpha:
         pix_fmt = "rgb24"
-    return args + ["-pix_fmt", pix_fmt]
+    return args + ["-pix_fmt", pix_fmt] if pix_fmt else args

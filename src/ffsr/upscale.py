@@ -123,6 +123,12 @@ def choose_backend(requested: str, cards: Sequence[ModelCard], caps: Capabilitie
 def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: None) -> UpscalePlan:
     if req.device not in ("cpu", *GPU_DEVICES):
         raise FfsrError(f"Unknown device '{req.device}'; choose cpu or cuda.")
+    if req.device in GPU_DEVICES and req.runtime == "local":
+        from ffsr.doctor import gpu_status
+
+        visible, detail = gpu_status()
+        if not visible:
+            raise FfsrError(f"--device {req.device} was asked for, but {detail}.")
     choice = choose_ffmpeg()
     info = probe(choice.ffprobe, req.input)
     if info.frames == 0 or (info.duration is not None and info.duration <= 0):
