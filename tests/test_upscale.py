@@ -83,12 +83,37 @@ def test_zoo_model_upscales_clip(zoo_models: dict[str, ModelCard], ffmpeg_bin: P
         assert audio_md5(ffmpeg_bin, out) == audio_md5(ffmpeg_bin, src)  # bit-exact copy
     if suffix == ".gif":
         assert info_out.codec == "gif"
-        rgba = read_frames(ffmpeg_bin, out, "rgba", info_out.width, info_out.height)
-        alpha = rgba[..., 3]
-        assert (alpha == 0).any() and (alpha == 255).any(), "transparency lost"
-        src_alpha = read_frames(ffmpeg_bin, src, "rgba", info_in.width, info_in.height)[..., 3]
-        up = np.repeat(np.repeat(src_alpha, 4, axis=1), 4, axis=2)
-        assert np.mean((up == 0) == (alpha == 0)) > 0.98
+
+
+def transparent_gif(ffmpeg: Path, src: Path, dest: Path) -> np.ndarray:
+    """The shared GIF with its light background made transparent; returns its alpha."""
+    info_w, info_h = 200, 150
+    rgba = read_frames(ffmpeg, src, "rgba", info_w, info_h).copy()
+    rgba[..., 3] = np.where(rgba[..., :3].min(axis=-1) > 200, 0, 255)
+    raw = dest.with_suffix(".rgba")
+    raw.write_bytes(rgba.tobytes())
+    run(ffmpeg, "-f", "rawvideo", "-pix_fmt", "rgba", "-s", f"{info_w}x{info_h}", "-r", "10",
+        "-i", str(raw), "-filter_complex",
+        "split[a][b];[a]palettegen=reserve_transparent=1[p];[b][p]paletteuse=alpha_threshold=128",
+        "-loop", "0", str(dest))
+    return rgba[..., 3]
+
+
+def test_gif_with_transparency_stays_an_animated_transparent_gif(
+        zoo_models: dict[str, ModelCard], ffmpeg_bin: Path, ffprobe_bin: Path, clips: Path,
+        tmp_path: Path) -> None:
+    src = tmp_path / "cradle.gif"
+    src_alpha = transparent_gif(ffmpeg_bin, clips / "newtonscradle_200x150.gif", src)
+    assert (src_alpha == 0).mean() > 0.2
+    out = tmp_path / "cradle_x2.gif"
+    proc = ffsr("upscale", str(src), "-m", "espcn", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    info = probe(ffprobe_bin, out)
+    assert (info.codec, info.width, info.height) == ("gif", 400, 300)
+    assert count_frames(ffprobe_bin, out) == len(src_alpha)
+    alpha = read_frames(ffmpeg_bin, out, "rgba", 400, 300)[..., 3]
+    want = np.repeat(np.repeat(src_alpha, 2, axis=1), 2, axis=2)
+    assert np.mean((alpha == 0) == (want == 0)) > 0.97, "transparency not kept"
 
 
 def test_fps_doubles_frame_count_of_12_5_fps_clip(zoo_models: dict[str, ModelCard],

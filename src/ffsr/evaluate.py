@@ -63,7 +63,7 @@ def evaluate(ffmpeg: Path, ffprobe: Path, images: Sequence[Path], scale: int,
             if proc.returncode != 0:
                 raise RuntimeError(f"ffmpeg failed on {image}: {proc.stderr.decode()[-400:]}")
 
-            def load(name: str) -> np.ndarray:
+            def load(name: str, w: int = w, h: int = h) -> np.ndarray:
                 return np.fromfile(f"{tmp}/{name}.raw", np.uint8).reshape(h, w, 3)
 
             y_ref = shave(rgb_to_y(load("orig")), scale)

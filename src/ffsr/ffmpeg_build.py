@@ -33,6 +33,10 @@ class BuildConfig:
     python: str = sys.executable
     source: str = "debian"
 
+    def __post_init__(self) -> None:
+        for b in self.backends:
+            get_backend(b)  # unknown names fail here with a clear sentence
+
     def runtime_versions(self) -> dict[str, str]:
         """Installed versions of the runtime wheels in the build's Python environment."""
         code = (
@@ -94,8 +98,6 @@ def build_ffmpeg(
     on_phase: Callable[[str, str], None] | None = None,
 ) -> Path:
     """Build FFmpeg for ``config`` unless the cache already has it; return the ffmpeg path."""
-    for b in config.backends:
-        get_backend(b)  # unknown names fail here with a clear sentence
     if not force and (done := cached_build(config)):
         return done
     prefix = config.prefix()

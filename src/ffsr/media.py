@@ -88,7 +88,7 @@ def read_frames(ffmpeg: Path, path: Path, pix_fmt: str, width: int, height: int,
         cmd += ["-vf", vf]
     if frames:
         cmd += ["-frames:v", str(frames)]
-    cmd += ["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]
+    cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]
     out = subprocess.run(cmd, capture_output=True, check=False)
     if out.returncode != 0:
         raise FfsrError(f"ffmpeg could not decode {path}: {out.stderr.decode()[-300:]}")
