@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ffsr.errors import FfsrError
+from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.filterstring import escape_value, filter_options, unescape_token
-from ffsr.graph import GraphOptions, render_graph
 from ffsr.model_card import ModelCard, ModelFile, load_card
 from ffsr.zoo import zoo
 

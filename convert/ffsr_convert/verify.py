@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ffsr.graph import GraphOptions, render_graph
+from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.media import probe, read_frames, read_yuv420p_y
 from ffsr.model_card import ModelCard
 from ffsr.quality import compare_8bit, to_8bit

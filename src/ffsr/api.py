@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from ffsr.graph import GraphOptions, render_graph
+from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.progress import ProgressUpdate
-from ffsr.upscale import UpscaleRequest, UpscaleResult, plan_upscale, resolve_cards, run_upscale
+from ffsr.upscale_job import UpscaleRequest, UpscaleResult, plan_upscale, resolve_cards, run_upscale
 
 
 def _models(model: str | Sequence[str]) -> list[str]:

@@ -106,6 +106,9 @@ def convert_model_cmd(
     = None,
     model_name: Annotated[str | None, typer.Option("--name", help="Name of the converted model.")]
     = None,
+    runtime: Annotated[str, typer.Option(help="auto (host if the frameworks are installed, else "
+                                              "the ffsr image), local or docker.")] = "auto",
+    image: Annotated[str | None, typer.Option(help="Image for --runtime docker.")] = None,
 ) -> None:
     """Convert a checkpoint into FFmpeg-loadable models, each verified against its source."""
     from ffsr.convert_model import convert_checkpoint, convert_zoo_model
@@ -116,11 +119,11 @@ def convert_model_cmd(
     if checkpoint:
         card = convert_checkpoint(checkpoint, name=model_name, arch=arch, scale=scale,
                                   out_dir=out_dir, backends=_split(backends),
-                                  verify_clip=verify_clip, log=log)
+                                  verify_clip=verify_clip, runtime=runtime, image=image, log=log)
     else:
         assert name is not None
         card = convert_zoo_model(name, out_dir, backends=_split(backends),
-                                 verify_clip=verify_clip, log=log)
+                                 verify_clip=verify_clip, runtime=runtime, image=image, log=log)
     console.print(f"[green]converted[/] {card.name} x{card.scale} ({card.color.upper()}): "
                   f"{', '.join(card.files)}")
     print(card.directory)
@@ -193,7 +196,7 @@ def upscale(
     )
 
     from ffsr.progress import ProgressUpdate
-    from ffsr.upscale import UpscaleRequest, plan_upscale, run_upscale
+    from ffsr.upscale_job import UpscaleRequest, plan_upscale, run_upscale
 
     if runtime not in ("local", "docker"):
         raise FfsrError(f"Unknown runtime '{runtime}'; choose local or docker.")
@@ -246,8 +249,8 @@ def graph(
 ) -> None:
     """Print the filter graph (or the whole ffmpeg command) that `ffsr upscale` runs."""
     from ffsr.ffmpeg_tools import capabilities, choose_ffmpeg
-    from ffsr.graph import GraphOptions, render_graph
-    from ffsr.upscale import UpscaleRequest, choose_backend, plan_upscale, resolve_cards
+    from ffsr.filtergraph import GraphOptions, render_graph
+    from ffsr.upscale_job import UpscaleRequest, choose_backend, plan_upscale, resolve_cards
 
     if command:
         if input is None:
@@ -262,6 +265,43 @@ def graph(
     print(render_graph(cards, GraphOptions(
         backend=chosen, device=device, y_form=form, fps=_fps(fps), interpolation=interpolation,
         width=width, height=height, alpha=alpha, in_label=in_label, out_label=out_label)))
+
+
+@app.command()
+def bench(
+    input: Annotated[Path, typer.Argument(help="Your clip (its first --frames frames are used).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name (zoo or converted) "
+                                                              "or card path.")],
+    backend: Annotated[str, typer.Option(help="ffsr backend(s): auto, all, or a comma list of "
+                                              "onnx,torch,tensorflow.")] = "auto",
+    frames: Annotated[int, typer.Option(help="Frames each path processes.")] = 30,
+    plot: Annotated[Path | None, typer.Option(help="Also write a bar chart (PNG, needs "
+                                                   "matplotlib).")] = None,
+) -> None:
+    """Time ffsr against a Python frame pipeline, a PNG round trip, the model alone and
+    plain scaling on your clip; prints a markdown table (see benchmarks/ for the full set)."""
+    from ffsr.bench import (
+        bench_clip,
+        choose_bench_backends,
+        find_tools,
+        measurement_table,
+        plot_measurements,
+        summarize,
+        summary_lines,
+    )
+    from ffsr.ffmpeg_tools import capabilities
+    from ffsr.upscale_job import resolve_cards
+
+    card = resolve_cards([model], log=console.print)[0]
+    tools = find_tools()
+    backends = choose_bench_backends(backend, card, capabilities(tools.ffmpeg))
+    ms = bench_clip(input, card, backends, frames, log=console.print, tools=tools)
+    print(measurement_table(ms) + "\n")
+    for b in backends:
+        print(summary_lines(summarize(ms, b), b))
+    if plot:
+        plot_measurements(ms, plot, f"{card.name} on {input.name}, {frames} frames")
+        console.print(f"[green]wrote[/] {plot}")
 
 
 @app.command()
@@ -306,6 +346,7 @@ def build_image_cmd(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ffsr.image import ImageConfig, build_image, default_flavor, render_dockerfile
+    from ffsr.image import Progress as BuildEvent
 
     config = ImageConfig(flavor=flavor or default_flavor(), tag=tag, backends=_split(backends),
                          ffmpeg_source=ffmpeg_source, base_image=base_image, ca_bundle=ca_bundle,
@@ -318,10 +359,9 @@ def build_image_cmd(
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(f"building {config.image_tag}", total=None)
 
-        def on_progress(event: object) -> None:
-            text = getattr(event, "text", str(event))
-            console.print(f"[dim]{time.monotonic() - started:6.0f}s[/] {text}", highlight=False)
-            progress.update(task, description=text)
+        def on_progress(event: BuildEvent) -> None:
+            console.print(f"[dim]{time.monotonic() - started:6.0f}s[/] {event.text}", highlight=False)
+            progress.update(task, description=event.text)
 
         result = build_image(config, on_progress=on_progress)
     verb = "reused (inputs unchanged)" if result.reused else f"built in {result.seconds:.0f}s"

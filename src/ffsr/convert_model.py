@@ -11,6 +11,7 @@ from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import capabilities, choose_ffmpeg
 from ffsr.model_card import ModelCard
 from ffsr.paths import converted_models_dir
+from ffsr.runtime import Mount, run_container
 from ffsr.zoo import data_dir, get_manifest, sha256_file
 
 FRAMEWORKS = ("torch", "onnx", "onnxruntime")
@@ -21,12 +22,36 @@ def frameworks_missing() -> list[str]:
     return [m for m in FRAMEWORKS if importlib.util.find_spec(m) is None]
 
 
-def _require_frameworks() -> None:
+def use_image(runtime: str) -> bool:
+    """'auto' converts on the host when the frameworks are installed, else in the image."""
+    if runtime not in ("auto", "local", "docker"):
+        raise FfsrError(f"Unknown runtime '{runtime}'; choose auto, local or docker.")
     missing = frameworks_missing()
-    if missing:
-        raise FfsrError(
-            f"Conversion needs {', '.join(missing)} on this host: `pip install 'ffsr[convert]'`, "
-            "or run it inside the ffsr image: `docker run --entrypoint ffsr IMAGE convert-model …`.")
+    if runtime == "local" and missing:
+        raise FfsrError(f"Conversion needs {', '.join(missing)} on this host: "
+                        "`pip install 'ffsr[convert]'`, or use --runtime docker (the ffsr image).")
+    return runtime == "docker" or (runtime == "auto" and bool(missing))
+
+
+def convert_in_image(name: str, args: list[str], out_dir: Path, mounts: list[Mount],
+                     image: str | None, log: Callable[[str], None]) -> ModelCard:
+    """Run `ffsr convert-model` inside the ffsr image, writing into ``out_dir`` on the host."""
+    from ffsr.image import default_tag
+    from ffsr.model_card import find_card
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mounts = [*mounts, Mount(out_dir.resolve(), "/out", False)]
+    if data_dir().is_dir():
+        mounts.append(Mount(data_dir().resolve(), "/data", True))
+    rc, err = run_container(image or default_tag("cpu"),
+                            ["ffsr", "convert-model", *args, "--out-dir", "/out", "--runtime", "local"],
+                            mounts, gpu=False, on_stdout=lambda lines: list(map(log, lines)),
+                            environment={"FFSR_DATA_DIR": "/data", "HOME": "/tmp"})
+    if rc != 0:
+        last = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        raise FfsrError(last[-1].removeprefix("error:").strip() if last else
+                        f"Conversion inside the image failed: {err.strip()[-300:]}")
+    return find_card(name, out_dir)
 
 
 def _ffmpeg_for_verification() -> tuple[Path | None, Path | None]:
@@ -49,11 +74,14 @@ def _verify_clip(clip: Path | None) -> Path:
 
 def convert_zoo_model(name: str, out_dir: Path | None = None, *, backends: tuple[str, ...] =
                       ("onnx", "torch", "tensorflow"), verify_clip: Path | None = None,
+                      runtime: str = "auto", image: str | None = None,
                       log: Callable[[str], None] = print) -> ModelCard:
     """Convert a zoo model from its pinned checkpoint (sha256 checked first)."""
     manifest = get_manifest(name)
     manifest.verify_source()
-    _require_frameworks()
+    if use_image(runtime):
+        return convert_in_image(name, [name, "--backends", ",".join(backends)],
+                                out_dir or converted_models_dir(), [], image, log)
     from ffsr_convert.sources import load_source
 
     model = load_source(manifest.source_path, manifest.arch if manifest.arch in ("espcn", "srcnn")
@@ -70,12 +98,20 @@ def convert_checkpoint(path: Path, *, name: str | None = None, arch: str | None 
                        scale: int | None = None, out_dir: Path | None = None,
                        backends: tuple[str, ...] = ("onnx", "torch", "tensorflow"),
                        verify_clip: Path | None = None, licence: str = "unknown",
+                       runtime: str = "auto", image: str | None = None,
                        log: Callable[[str], None] = print) -> ModelCard:
     """Convert a user's checkpoint (.ckpt directory, .pth, .safetensors or .onnx)."""
     if not path.exists() and not Path(str(path) + ".index").exists():
         raise FfsrError(f"Checkpoint not found: {path}")
-    _require_frameworks()
     model_name = name or path.stem.split(".")[0] or path.name
+    if use_image(runtime):
+        src = path.resolve()
+        args = ["--checkpoint", f"/src/{src.name}", "--name", model_name,
+                "--backends", ",".join(backends)]
+        args += [f"--arch={arch}"] if arch else []
+        args += [f"--scale={scale}"] if scale else []
+        return convert_in_image(model_name, args, out_dir or converted_models_dir(),
+                                [Mount(src.parent, "/src", True)], image, log)
     if path.suffix == ".onnx":
         from ffsr_convert.onnx_import import import_onnx
 

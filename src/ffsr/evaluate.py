@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ffsr.graph import GraphOptions, render_graph
+from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.model_card import ModelCard
 from ffsr.quality import psnr, rgb_to_y, shave, ssim
 

@@ -3,6 +3,7 @@ everything that changes the binary, so a second call is a no-op."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 from ffsr.backends import get_backend
 from ffsr.errors import FfsrError
 from ffsr.paths import DOCKER_DIR, ffmpeg_builds_dir, sources_dir
-from ffsr.versions import ffmpeg_version, installed_versions
+from ffsr.versions import ffmpeg_version, installed_versions, pinned
 
 BUILD_SCRIPT = DOCKER_DIR / "build-ffmpeg.sh"
 COMPLETE_MARKER = "ffsr-build.json"
@@ -54,13 +55,14 @@ class BuildConfig:
         return json.loads(out.stdout) if out.returncode == 0 else {}
 
     def key(self) -> str:
-        """Hash of the build inputs: script, pins, patches, options and runtime versions."""
+        """Hash of what changes the binary: the build script, the patches, the FFmpeg
+        release, the options and the runtime versions (not docs or Docker-only pins)."""
         h = hashlib.sha256()
-        files = [BUILD_SCRIPT, DOCKER_DIR / "fetch-sources.sh", DOCKER_DIR / "versions.env"]
-        files += sorted((DOCKER_DIR / "patches").glob("*.patch"))
-        for f in files:
+        for f in [BUILD_SCRIPT, *sorted((DOCKER_DIR / "patches").glob("*.patch"))]:
             h.update(f.name.encode() + b"\0" + f.read_bytes())
+        pins = pinned()
         h.update(json.dumps({"backends": sorted(self.backends), "cuda": self.cuda,
+                             "ffmpeg": [pins["FFMPEG_VERSION"], pins["FFMPEG_SHA256"]],
                              "runtimes": self.runtime_versions()}, sort_keys=True).encode())
         return h.hexdigest()[:12]
 
@@ -98,9 +100,18 @@ def build_ffmpeg(
     on_phase: Callable[[str, str], None] | None = None,
 ) -> Path:
     """Build FFmpeg for ``config`` unless the cache already has it; return the ffmpeg path."""
-    if not force and (done := cached_build(config)):
-        return done
     prefix = config.prefix()
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    # One build per configuration at a time: a second caller waits, then reuses it.
+    with open(prefix.parent / f"{prefix.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and (done := cached_build(config)):
+            return done
+        return _build_locked(config, prefix, jobs, on_phase)
+
+
+def _build_locked(config: BuildConfig, prefix: Path, jobs: int | None,
+                  on_phase: Callable[[str, str], None] | None) -> Path:
     prefix.mkdir(parents=True, exist_ok=True)
     (prefix / COMPLETE_MARKER).unlink(missing_ok=True)
     log_path = prefix.parent / f"{prefix.name}.log"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,48 +49,65 @@ class Mount:
     read_only: bool
 
 
-def run_docker(image: str, argv: Sequence[str], mounts: Sequence[Mount], log_path: Path,
-               gpu: bool, on_progress: Callable[[ProgressUpdate], None] | None = None) -> RunResult:
-    """The same ffmpeg argv inside the ffsr image: no network, non-root, inputs read-only,
-    container removed afterwards, Ctrl-C stops it."""
+def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu: bool,
+                  on_stdout: Callable[[Iterable[str]], object] | None = None,
+                  environment: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``argv`` (argv[0] is the entrypoint) in ``image``: no network, the caller's
+    uid:gid, mounts as given, removed afterwards, stopped on Ctrl-C. ``on_stdout`` consumes
+    stdout lines while it runs; returns (exit status, stderr)."""
+    from docker.errors import DockerException, ImageNotFound
+
+    from ffsr.image import _engine_error, connect
+
+    api = connect(timeout=600)
     try:
-        import docker
-        from docker.errors import DockerException, ImageNotFound
-    except ImportError as e:
-        raise FfsrError("The docker Python package is missing: pip install docker.") from e
-    try:
-        client = docker.from_env(timeout=10)  # type: ignore[attr-defined]
-        client.ping()
-    except DockerException as e:
-        if "Permission denied" in str(e):
-            raise FfsrError("Permission denied on the Docker socket: add your user to the "
-                            "docker group (or run with --runtime local).") from e
-        raise FfsrError("No Docker engine is reachable: start dockerd, or use --runtime local.") from e
-    try:
-        client.images.get(image)
-    except ImageNotFound as e:
-        raise FfsrError(f"Docker image {image} not found: run `ffsr build-image` first.") from e
+        api.inspect_image(image)
+    except ImageNotFound:
+        raise FfsrError(f"Docker image {image} not found: run `ffsr build-image` first.") from None
     device_requests = []
     if gpu:
-        device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]  # type: ignore[attr-defined]
-    volumes = {str(m.host): {"bind": m.container, "mode": "ro" if m.read_only else "rw"}
-               for m in mounts}
-    container = client.containers.run(
-        image, command=list(argv[1:]), entrypoint=[argv[0]], detach=True, network_mode="none",
-        user=f"{os.getuid()}:{os.getgid()}", volumes=volumes, device_requests=device_requests,
-        stdout=True, stderr=True)
-    frames = 0
+        from docker.types import DeviceRequest
+
+        device_requests = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    binds = {str(m.host): {"bind": m.container, "mode": "ro" if m.read_only else "rw"}
+             for m in mounts}
     try:
-        stream = container.logs(stream=True, stdout=True, stderr=False, follow=True)
-        lines = (chunk.decode(errors="replace") for chunk in stream)
-        frames = parse_progress((line for text in lines for line in text.splitlines()),
-                                on_progress or (lambda _: None))
-        rc = int(container.wait().get("StatusCode", 1))
-        log = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        host_config = api.create_host_config(binds=binds, network_mode="none",
+                                             device_requests=device_requests or None)
+        container = api.create_container(image, command=list(argv[1:]), entrypoint=[argv[0]],
+                                         user=f"{os.getuid()}:{os.getgid()}",
+                                         environment=environment, host_config=host_config)
+        cid = container["Id"]
+    except DockerException as e:
+        raise _engine_error(e, "create the container") from None
+    try:
+        api.start(cid)
+        stream = api.logs(cid, stream=True, follow=True, stdout=True, stderr=False)
+        lines = (line for chunk in stream for line in chunk.decode(errors="replace").splitlines())
+        if on_stdout:
+            on_stdout(lines)
+        else:
+            for _ in lines:
+                pass
+        rc = int(api.wait(cid).get("StatusCode", 1))
+        err = api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
     except KeyboardInterrupt:
-        container.stop(timeout=5)
+        api.stop(cid, timeout=5)
         raise
     finally:
-        container.remove(force=True)
+        api.remove_container(cid, force=True)
+    return rc, err
+
+
+def run_docker(image: str, argv: Sequence[str], mounts: Sequence[Mount], log_path: Path,
+               gpu: bool, on_progress: Callable[[ProgressUpdate], None] | None = None) -> RunResult:
+    """The same ffmpeg argv as run_local, inside the ffsr image."""
+    frames = 0
+
+    def consume(lines: Iterable[str]) -> None:
+        nonlocal frames
+        frames = parse_progress(lines, on_progress or (lambda _: None))
+
+    rc, log = run_container(image, argv, mounts, gpu, consume)
     log_path.write_text(log)
     return RunResult(rc, frames, log)

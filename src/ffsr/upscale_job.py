@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -19,9 +20,10 @@ from ffsr.backends import get_backend
 from ffsr.encoding import encoder_args, output_kind
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import Capabilities, capabilities, choose_ffmpeg
-from ffsr.graph import GraphOptions, render_graph
+from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.media import VideoInfo, probe
 from ffsr.model_card import ModelCard, find_card
+from ffsr.paths import cache_dir
 from ffsr.progress import ProgressUpdate
 from ffsr.runtime import Mount, run_docker, run_local
 
@@ -223,16 +225,15 @@ class UpscaleResult:
     output: Path
     frames: int
     seconds: float
-    log_path: Path
 
 
 def run_upscale(plan: UpscalePlan,
                 on_progress: Callable[[ProgressUpdate], None] | None = None) -> UpscaleResult:
     """Run the plan; the output appears only when ffmpeg succeeded and checks passed."""
-    import time
-
     req = plan.request
-    log_path = plan.output.with_name(f".{plan.output.name}.ffsr.log")
+    logs = cache_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{plan.output.name}.{time.strftime('%Y%m%d-%H%M%S')}.log"
     started = time.monotonic()
     plan.partial.unlink(missing_ok=True)
     try:
@@ -249,8 +250,8 @@ def run_upscale(plan: UpscalePlan,
     except BaseException:
         plan.partial.unlink(missing_ok=True)
         raise
-    log_path.unlink(missing_ok=True)
-    return UpscaleResult(plan.output, result.frames, time.monotonic() - started, log_path)
+    log_path.unlink(missing_ok=True)  # kept only when something went wrong
+    return UpscaleResult(plan.output, result.frames, time.monotonic() - started)
 
 
 def _check_result(plan: UpscalePlan, rc: int, frames: int, log: str, log_path: Path) -> None:
