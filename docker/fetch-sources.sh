@@ -4,7 +4,9 @@
 #     a URL (the FFmpeg website for real users), or Debian's archive (the signed
 #     upstream tarball, shipped as the `ffmpeg` source package in sid);
 #   - the ONNX Runtime C headers (Debian sid's libonnxruntime-dev, unpacked privately:
-#     the PyPI wheel has the library but not the headers).
+#     the PyPI wheel has the library but not the headers);
+#   - with FFSR_WITH_NVENC=1, the NVIDIA codec headers package (Debian sid's
+#     libffmpeg-nvenc-dev, version pinned; apt checks its hash) for CUDA image builds.
 # Debian's archive is reached through the mirror already configured on this machine;
 # no host name is hard-coded here.
 #
@@ -94,6 +96,18 @@ fetch_onnxruntime_headers() {
   rm -rf "$tmp"
 }
 
+# NVIDIA codec headers (ffnvcodec) for --cuda builds, as Debian's header-only package:
+# bookworm's 11.1.5.2 is older than FFmpeg 9 accepts (>= 11.1.5.3), sid has the pinned one.
+fetch_nvenc_headers() {
+  local dest="$cache/nvenc" deb="libffmpeg-nvenc-dev_${FFNVCODEC_VERSION}_all.deb"
+  [ -f "$dest/$deb" ] && return
+  mkdir -p "$dest"
+  (cd "$dest" && sid_apt download "libffmpeg-nvenc-dev=$FFNVCODEC_VERSION" >/dev/null) \
+    || die "could not download libffmpeg-nvenc-dev $FFNVCODEC_VERSION from Debian sid"
+  [ -f "$dest/$deb" ] || die "Debian sid gave no $deb"
+}
+
 fetch_ffmpeg
 if [ "${FFSR_WITH_ONNX:-1}" = 1 ]; then fetch_onnxruntime_headers; fi
+if [ "${FFSR_WITH_NVENC:-0}" = 1 ]; then fetch_nvenc_headers; fi
 echo "$tarball"

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
+from typing import Any
 
+import ffsr_convert  # noqa: F401  (first: keeps triton out, see ffsr_convert/__init__.py)
 import numpy as np
 import pytest
 
-import ffsr_convert  # noqa: F401  (first: keeps triton out, see ffsr_convert/__init__.py)
-
+from ffsr.errors import FfsrError
 from ffsr.ffmpeg_build import BuildConfig, build_ffmpeg
 from ffsr.ffmpeg_tools import FfmpegChoice
+from ffsr.image import ImageConfig, build_image, connect
 from ffsr.model_card import ModelCard
-from ffsr.paths import SHARED_DATA_DIR
+from ffsr.paths import PROJECT_ROOT, SHARED_DATA_DIR
 from ffsr.quality import to_8bit
 
 
@@ -109,3 +112,38 @@ def zoo_models(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path,
     os.environ["FFSR_MODELS_DIR"] = str(models_dir)
     os.environ["FFSR_FFMPEG"] = str(ffmpeg_bin)
     return {name: convert_zoo_model(name, models_dir, log=lambda _: None) for name in ZOO}
+
+
+def _host_file(env: str, default: str) -> Path | None:
+    path = Path(os.environ.get(env, default))
+    return path if path.exists() else None
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> Any:
+    """A live engine; scripts/start-dockerd is tried once before giving up."""
+    try:
+        return connect()
+    except FfsrError:
+        pass
+    started = subprocess.run([str(PROJECT_ROOT / "scripts" / "start-dockerd")], capture_output=True,
+                             text=True, timeout=300)
+    try:
+        return connect()
+    except FfsrError as e:
+        output = (started.stdout + started.stderr).splitlines()
+        said = [ln for ln in output if ln.startswith("start-dockerd:")]
+        pytest.skip(f"no Docker engine could be started: {e.message} ({said[-1] if said else 'no output'})")
+
+
+@pytest.fixture(scope="session")
+def cpu_image(docker_api: Any) -> str:
+    """The cpu image, built by `ffsr build-image` (reused when its inputs are unchanged).
+    On these machines pip needs the host CA bundle and the CPU torch comes from /opt/wheels."""
+    config = ImageConfig(flavor="cpu",
+                         ca_bundle=_host_file("FFSR_TEST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"),
+                         wheelhouse=_host_file("FFSR_TEST_WHEELHOUSE", "/opt/wheels"))
+    result = build_image(config, api=docker_api)
+    print(f"\n{result.tag}: {'reused' if result.reused else f'built in {result.seconds:.0f}s'}, "
+          f"{result.size_gb:.2f} GB")
+    return result.tag

@@ -164,3 +164,18 @@ def test_user_onnx_with_dynamic_shape_imports(zoo_models: dict[str, ModelCard], 
     assert data["scale"] == 2 and data["color"] == "y"
     assert data["files"]["onnx"]["fidelity"]["ffmpeg"]["passes"]
     assert np.isclose(data["files"]["onnx"]["fidelity"]["ffmpeg"]["within_one"], 1.0)
+
+
+@pytest.mark.docker
+def test_conversion_inside_the_image(cpu_image: str, tmp_path: Path) -> None:
+    """Without the frameworks on the host, the same recipe runs in the ffsr image."""
+    out = tmp_path / "models"
+    proc = ffsr("convert-model", "espcn", "--runtime", "docker", "--image", cpu_image,
+                "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    card = json.loads((out / "espcn" / "espcn.card.json").read_text())
+    assert set(card["files"]) == {"onnx", "torch", "tensorflow"}
+    assert all(f["fidelity"]["ffmpeg"]["passes"] for f in card["files"].values())
+    assert [p.name for p in out.iterdir()] == ["espcn"]

@@ -16,31 +16,10 @@ pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
 
-from ffsr_convert.exporters import (  # noqa: E402
-    export_frozen_pb,
-    export_onnx,
-    export_torchscript,
-    run_frozen_pb,
-)
-from ffsr_convert.torch_nets import SmallSR, YModelOnRGB  # noqa: E402
-from ffsr_convert.weights import fixed_espcn  # noqa: E402
+from conftest import onnx_reference, torch_reference  # noqa: E402
+from ffsr_convert.exporters import run_frozen_pb  # noqa: E402
 
 W, H, N = 176, 144, 4
-
-
-@pytest.fixture(scope="module")
-def espcn_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """An ESPCN-shaped x2 net with fixed weights, exported to the three formats."""
-    d = tmp_path_factory.mktemp("espcn")
-    net = fixed_espcn(scale=2)
-    y_model = SmallSR(net)
-    files = {"onnx": d / "espcn.onnx", "pb": d / "espcn.pb", "pt": d / "espcn_rgb.pt",
-             "pt_unfrozen": d / "espcn_rgb_unfrozen.pt"}
-    export_onnx(y_model, files["onnx"], channels=1)
-    export_frozen_pb(net, files["pb"])
-    export_torchscript(YModelOnRGB(y_model, 2), files["pt"], frozen=True)
-    export_torchscript(YModelOnRGB(y_model, 2), files["pt_unfrozen"], frozen=False)
-    return files
 
 
 def run_ffmpeg(ffmpeg: Path, clip: Path, vf: str, out_fmt: str, out: Path,
@@ -53,14 +32,6 @@ def run_ffmpeg(ffmpeg: Path, clip: Path, vf: str, out_fmt: str, out: Path,
 
 def y_in(ffmpeg: Path, clip: Path) -> np.ndarray:
     return read_yuv420p_y(ffmpeg, clip, W, H, frames=N)
-
-
-def onnx_reference(model: Path, planes: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    return np.stack([to_8bit(sess.run(["y"], {"x": p[None, None].astype(np.float32) / 255})[0][0, 0])
-                     for p in planes])
 
 
 @pytest.mark.parametrize("graph", ["yuv420p", "extractplanes"])
@@ -108,14 +79,6 @@ def test_sr_filter_runs_the_frozen_graph(ffmpeg_bin: Path, clips: Path,
                      for p in y_in(ffmpeg_bin, clip)])
     report = compare_8bit(got, want)
     assert report.passes, report
-
-
-def torch_reference(model: Path, rgb: np.ndarray) -> np.ndarray:
-    module = torch.jit.load(str(model))
-    with torch.no_grad():
-        x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(0, 3, 1, 2)
-        y = torch.cat([module(f[None]) for f in x]).permute(0, 2, 3, 1).numpy()
-    return to_8bit(y)
 
 
 @pytest.mark.parametrize("variant", ["pt", "pt_unfrozen"])

@@ -301,3 +301,26 @@ def test_progress_bar_is_live_on_a_terminal(zoo_models: dict[str, ModelCard], ff
     counts = sorted({int(c) for c in __import__("re").findall(r"(\d+)/900", screen)})
     assert len(counts) >= 3 and counts[-1] == 900, counts
     assert "fps" in screen and "ETA" in screen
+
+
+@pytest.mark.docker
+def test_upscale_in_the_image_matches_the_local_run(zoo_models: dict[str, ModelCard],
+                                                    cpu_image: str, ffmpeg_bin: Path,
+                                                    ffprobe_bin: Path, clips: Path,
+                                                    tmp_path: Path) -> None:
+    """--runtime docker: the same command in the ffsr image (no network, non-root,
+    input read-only), audio kept, pixels as the local run, nothing left behind."""
+    src = clips / "realshort_320x240.mp4"
+    local, docker = tmp_path / "local.mkv", tmp_path / "docker.mkv"
+    for out, runtime in ((local, "local"), (docker, "docker")):
+        proc = ffsr("upscale", str(src), "-m", "espcn", "--encoder", "ffv1", "--runtime", runtime,
+                    "--image", cpu_image, "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+    info = probe(ffprobe_bin, docker)
+    assert (info.width, info.height) == (640, 480)
+    assert count_frames(ffprobe_bin, docker) == count_frames(ffprobe_bin, src)
+    assert audio_md5(ffmpeg_bin, docker) == audio_md5(ffmpeg_bin, src)
+    a = read_yuv420p_y(ffmpeg_bin, local, 640, 480)
+    b = read_yuv420p_y(ffmpeg_bin, docker, 640, 480)
+    assert psnr(a, b) > 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docker.mkv", "local.mkv"]

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import capabilities, choose_ffmpeg
 from ffsr.model_card import ModelCard
 from ffsr.paths import converted_models_dir
-from ffsr.runtime import Mount, run_container
+from ffsr.runtime import Mount, run_container, writable_staging
 from ffsr.zoo import data_dir, get_manifest, sha256_file
 
 FRAMEWORKS = ("torch", "onnx", "onnxruntime")
@@ -40,17 +42,23 @@ def convert_in_image(name: str, args: list[str], out_dir: Path, mounts: list[Mou
     from ffsr.model_card import find_card
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    mounts = [*mounts, Mount(out_dir.resolve(), "/out", False)]
     if data_dir().is_dir():
-        mounts.append(Mount(data_dir().resolve(), "/data", True))
-    rc, err = run_container(image or default_tag("cpu"),
-                            ["ffsr", "convert-model", *args, "--out-dir", "/out", "--runtime", "local"],
-                            mounts, gpu=False, on_stdout=lambda lines: list(map(log, lines)),
-                            environment={"FFSR_DATA_DIR": "/data", "HOME": "/tmp"})
-    if rc != 0:
-        last = [ln for ln in err.splitlines() if ln.startswith("error:")]
-        raise FfsrError(last[-1].removeprefix("error:").strip() if last else
-                        f"Conversion inside the image failed: {err.strip()[-300:]}")
+        mounts = [*mounts, Mount(data_dir().resolve(), "/data", True)]
+    with writable_staging(out_dir) as staging:
+        rc, err = run_container(
+            image or default_tag("cpu"),
+            ["ffsr", "convert-model", *args, "--out-dir", "/out", "--runtime", "local"],
+            [*mounts, Mount(staging, "/out", False)], gpu=False,
+            on_stdout=lambda lines: list(map(log, lines)),
+            environment={"FFSR_DATA_DIR": "/data", "HOME": "/tmp"})
+        if rc != 0:
+            last = [ln for ln in err.splitlines() if ln.startswith("error:")]
+            raise FfsrError(last[-1].removeprefix("error:").strip() if last else
+                            f"Conversion inside the image failed: {err.strip()[-300:]}")
+        dest = out_dir / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(staging / name, dest)
     return find_card(name, out_dir)
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,11 +52,28 @@ class Mount:
     read_only: bool
 
 
+@contextmanager
+def writable_staging(parent: Path) -> Iterator[Path]:
+    """A temporary folder in ``parent`` that the image's non-root user can write; removed
+    afterwards, so whatever the container leaves there never looks like a finished file."""
+    staging = Path(tempfile.mkdtemp(prefix=".ffsr-staging-", dir=parent))
+    try:
+        staging.chmod(0o777)
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def container_user() -> str | None:
+    """The caller's uid:gid, or the image's own non-root user when the caller is root."""
+    return None if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+
+
 def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu: bool,
                   on_stdout: Callable[[Iterable[str]], object] | None = None,
                   environment: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run ``argv`` (argv[0] is the entrypoint) in ``image``: no network, the caller's
-    uid:gid, mounts as given, removed afterwards, stopped on Ctrl-C. ``on_stdout`` consumes
+    """Run ``argv`` (argv[0] is the entrypoint) in ``image``: no network, never as root
+    (see container_user), mounts as given, removed afterwards, stopped on Ctrl-C. ``on_stdout`` consumes
     stdout lines while it runs; returns (exit status, stderr)."""
     from docker.errors import DockerException, ImageNotFound
 
@@ -75,7 +95,7 @@ def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu:
         host_config = api.create_host_config(binds=binds, network_mode="none",
                                              device_requests=device_requests or None)
         container = api.create_container(image, command=list(argv[1:]), entrypoint=[argv[0]],
-                                         user=f"{os.getuid()}:{os.getgid()}",
+                                         user=container_user(),
                                          environment=environment, host_config=host_config)
         cid = container["Id"]
     except DockerException as e:

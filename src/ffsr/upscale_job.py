@@ -25,7 +25,7 @@ from ffsr.media import VideoInfo, probe
 from ffsr.model_card import ModelCard, find_card
 from ffsr.paths import cache_dir
 from ffsr.progress import ProgressUpdate
-from ffsr.runtime import Mount, run_docker, run_local
+from ffsr.runtime import Mount, run_docker, run_local, writable_staging
 
 CONTAINER_IN, CONTAINER_OUT, CONTAINER_MODELS = "/in", "/out", "/models"
 GPU_DEVICES = ("cuda",)
@@ -205,8 +205,8 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         expected = min(expected or req.frames, req.frames)
     mounts = []
     if in_docker:
-        mounts = [Mount(req.input.resolve().parent, CONTAINER_IN, True),
-                  Mount(output.resolve().parent, CONTAINER_OUT, False)]
+        # CONTAINER_OUT is mounted at run time: a staging folder the image's user can write.
+        mounts = [Mount(req.input.resolve().parent, CONTAINER_IN, True)]
         mounts += [Mount(c.directory.resolve(), f"{CONTAINER_MODELS}/{c.name}", True) for c in cards]
     return UpscalePlan(req, cards, backend, info, graph, argv, output, partial, expected, notes,
                        mounts)
@@ -240,9 +240,13 @@ def run_upscale(plan: UpscalePlan,
         if req.runtime == "docker":
             from ffsr.image import default_tag
 
-            result = run_docker(req.image or default_tag("cuda" if req.device == "cuda" else "cpu"),
-                                plan.argv, plan.mounts, log_path, gpu=req.device == "cuda",
-                                on_progress=on_progress)
+            image = req.image or default_tag("cuda" if req.device == "cuda" else "cpu")
+            with writable_staging(plan.output.parent) as staging:
+                mounts = [*plan.mounts, Mount(staging, CONTAINER_OUT, False)]
+                result = run_docker(image, plan.argv, mounts, log_path,
+                                    gpu=req.device == "cuda", on_progress=on_progress)
+                if (staging / plan.partial.name).exists():
+                    os.replace(staging / plan.partial.name, plan.partial)
         else:
             result = run_local(plan.argv, log_path, on_progress)
         _check_result(plan, result.returncode, result.frames, result.log, log_path)
