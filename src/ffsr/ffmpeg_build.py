@@ -56,12 +56,15 @@ class BuildConfig:
 
     def key(self) -> str:
         """Hash of what changes the binary: the build script, the patches, the FFmpeg
-        release, the options and the runtime versions (not docs or Docker-only pins)."""
+        release, the options, the Python environment whose runtime libraries it links
+        and their versions (not docs or Docker-only pins)."""
         h = hashlib.sha256()
         for f in [BUILD_SCRIPT, *sorted((DOCKER_DIR / "patches").glob("*.patch"))]:
             h.update(f.name.encode() + b"\0" + f.read_bytes())
         pins = pinned()
+        # The binary's RPATH points into this Python environment's wheels.
         h.update(json.dumps({"backends": sorted(self.backends), "cuda": self.cuda,
+                             "python": self.python,
                              "ffmpeg": [pins["FFMPEG_VERSION"], pins["FFMPEG_SHA256"]],
                              "runtimes": self.runtime_versions()}, sort_keys=True).encode())
         return h.hexdigest()[:12]
