@@ -64,7 +64,7 @@ class BuildConfig:
         pins = pinned()
         # The binary's RPATH points into this Python environment's wheels.
         h.update(json.dumps({"backends": sorted(self.backends), "cuda": self.cuda,
-                             "python": self.python,
+                             "python_env": str(Path(self.python).absolute().parent),
                              "ffmpeg": [pins["FFMPEG_VERSION"], pins["FFMPEG_SHA256"]],
                              "runtimes": self.runtime_versions()}, sort_keys=True).encode())
         return h.hexdigest()[:12]
