@@ -6,7 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ffsr.errors import FfsrError
@@ -121,3 +121,29 @@ def test_model_card_round_trip(tmp_path: Path) -> None:
     loaded = load_card(c.save(tmp_path))
     assert loaded == c
     assert loaded.path_for("onnx") == tmp_path / "m.onnx"
+
+
+PATH_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00")
+
+
+@pytest.mark.ffmpeg
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(dirname=st.text(PATH_CHARS, min_size=1, max_size=24).filter(lambda s: s not in (".", "..")),
+       filename=st.text(PATH_CHARS, min_size=1, max_size=16))
+def test_model_paths_with_any_characters_reach_ffmpeg(ffmpeg_bin: Path, espcn_files: dict[str, Path],
+                                                      tmp_path_factory: pytest.TempPathFactory,
+                                                      dirname: str, filename: str) -> None:
+    """The rendered graph, given to the real ffmpeg, opens the model at its odd path."""
+    import shutil
+    import subprocess
+
+    directory = tmp_path_factory.mktemp("paths") / dirname
+    directory.mkdir()
+    shutil.copyfile(espcn_files["onnx"], directory / f"{filename}.onnx")
+    odd = ModelCard("odd", "espcn", 2, 2, "y",
+                    {"onnx": ModelFile("onnx", f"{filename}.onnx", "0" * 64)}, {}, "MIT", directory)
+    graph = render_graph([odd], GraphOptions(backend="onnx"))
+    proc = subprocess.run([str(ffmpeg_bin), "-v", "error", "-f", "lavfi", "-i",
+                           "testsrc2=s=32x24:d=0.04", "-vf", graph, "-f", "null", "-"],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, (graph, proc.stderr.decode(errors="replace")[-300:])

@@ -3,6 +3,7 @@ templates in filtergraphs/ hold the graph's shape."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -61,12 +62,31 @@ class ModelStep:
     chroma_scaler: str
 
 
+# Templates are laid out on several lines for people and joined into one line after
+# rendering; whitespace and line breaks *inside values* (legal in file names) must survive
+# that join, so they travel as NUL-led placeholders (NUL cannot occur in an argv string).
+_PLACEHOLDER = re.compile("\x00([0-9a-f]{6})")
+
+
+def _protect(text: str) -> str:
+    return "".join(f"\x00{ord(ch):06x}" if ch.isspace() or ch in "\x1c\x1d\x1e\x85" else ch
+                   for ch in text)
+
+
+def _unprotect(text: str) -> str:
+    return _PLACEHOLDER.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def _protected_options(pairs: Sequence[tuple[str, object]]) -> str:
+    return _protect(filter_options(pairs))
+
+
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(FILTERGRAPHS_DIR),
                              undefined=jinja2.StrictUndefined, autoescape=False,
                              keep_trailing_newline=False)
-    env.globals["opts"] = filter_options
+    env.globals["opts"] = _protected_options
     return env
 
 
@@ -89,9 +109,9 @@ def model_step(card: ModelCard, index: int, opts: GraphOptions) -> ModelStep:
     if opts.y_form == "sr":
         if "sr" not in mf.filters:
             raise FfsrError(f"{card.name}'s TensorFlow graph was not made for the sr filter.")
-        options = filter_options([("dnn_backend", "tensorflow"), ("model", path),
-                                  ("input", mf.input), ("output", mf.output),
-                                  ("scale_factor", card.scale)])
+        options = _protect(filter_options([("dnn_backend", "tensorflow"), ("model", path),
+                                           ("input", mf.input), ("output", mf.output),
+                                           ("scale_factor", card.scale)]))
         return step("model_sr.j2", "sr", options, prescale=1)  # sr pre-scales by itself
     pairs: list[tuple[str, object]] = [("dnn_backend", backend.name), ("model", path)]
     if backend.name != "torch":  # LibTorch has no tensor names
@@ -99,7 +119,7 @@ def model_step(card: ModelCard, index: int, opts: GraphOptions) -> ModelStep:
     if opts.device != "cpu":
         pairs.append(("device", opts.device))
     pairs += list(backend.tuning) + list(opts.backend_options)
-    options = filter_options(pairs)
+    options = _protect(filter_options(pairs))
     if mf.channels == 3:
         template = "model_rgb.j2"
     else:
@@ -128,4 +148,4 @@ def render_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
             "fps", "interpolation", "interpolate_after", "scd_threshold", "width", "height",
             "final_scaler", "deinterlace", "dedupe", "alpha", "out_format", "gif_palette",
             "in_label", "out_label")})
-    return "".join(line.strip() for line in text.splitlines())
+    return _unprotect("".join(line.strip() for line in text.splitlines()))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ffsr.errors import FfsrError
+
 OPTION_SPECIAL = frozenset("\\':=")
 GRAPH_SPECIAL = frozenset("\\'[],;")
 
@@ -27,7 +29,10 @@ def _escape(text: str, special: frozenset[str]) -> str:
 
 def escape_value(value: object) -> str:
     """Escape one option value for use inside a filter graph string."""
-    return _escape(_escape(str(value), OPTION_SPECIAL), GRAPH_SPECIAL)
+    text = str(value)
+    if "\x00" in text:
+        raise FfsrError(f"A filter value cannot contain a NUL character: {text!r}")
+    return _escape(_escape(text, OPTION_SPECIAL), GRAPH_SPECIAL)
 
 
 def filter_options(pairs: Iterable[tuple[str, object]]) -> str:
