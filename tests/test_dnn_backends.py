@@ -51,26 +51,15 @@ def test_onnx_backend_matches_onnxruntime(ffmpeg_bin: Path, clips: Path, espcn_f
     assert report.passes, report
 
 
+@pytest.mark.parametrize("filter_name", ["dnn_processing", "sr"])
 def test_tensorflow_backend_matches_tensorflow(ffmpeg_bin: Path, clips: Path,
-                                               espcn_files: dict[str, Path], tmp_path: Path) -> None:
+                                               espcn_files: dict[str, Path], tmp_path: Path,
+                                               filter_name: str) -> None:
+    """The frozen graph through dnn_processing and through the sr filter (x2, Y only)."""
     clip = clips / "carphone_176x144.mp4"
-    vf = (f"format=yuv420p,dnn_processing=dnn_backend=tensorflow:model={espcn_files['pb']}"
-          ":input=x:output=y,extractplanes=y")
-    out = tmp_path / "y.raw"
-    proc = run_ffmpeg(ffmpeg_bin, clip, vf, "gray", out)
-    assert proc.returncode == 0, proc.stderr.decode()
-    got = np.frombuffer(out.read_bytes(), np.uint8).reshape(-1, 2 * H, 2 * W)
-    want = np.stack([to_8bit(run_frozen_pb(espcn_files["pb"], p.astype(np.float32) / 255))
-                     for p in y_in(ffmpeg_bin, clip)])
-    report = compare_8bit(got, want)
-    assert report.passes, report
-
-
-def test_sr_filter_runs_the_frozen_graph(ffmpeg_bin: Path, clips: Path,
-                                         espcn_files: dict[str, Path], tmp_path: Path) -> None:
-    clip = clips / "carphone_176x144.mp4"
-    vf = (f"format=yuv420p,sr=dnn_backend=tensorflow:model={espcn_files['pb']}"
-          ":input=x:output=y:scale_factor=2,extractplanes=y")
+    scale_option = ":scale_factor=2" if filter_name == "sr" else ""
+    vf = (f"format=yuv420p,{filter_name}=dnn_backend=tensorflow:model={espcn_files['pb']}"
+          f":input=x:output=y{scale_option},extractplanes=y")
     out = tmp_path / "y.raw"
     proc = run_ffmpeg(ffmpeg_bin, clip, vf, "gray", out)
     assert proc.returncode == 0, proc.stderr.decode()
