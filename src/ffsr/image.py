@@ -33,6 +33,7 @@ from ffsr.backends import get_backend
 from ffsr.errors import FfsrError
 from ffsr.paths import DOCKER_DIR, PROJECT_ROOT, cache_dir, sources_dir
 from ffsr.versions import ffmpeg_version, pinned
+from ffsr.zoo import sha256_file
 
 FLAVORS = ("cpu", "cuda")
 TEMPLATE = DOCKER_DIR / "Dockerfile.j2"
@@ -422,14 +423,6 @@ def ensure_base_image(api: Any, config: ImageConfig, log: Callable[[str], None],
 # ---------------------------------------------------------------- sources and context
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch_sources(config: ImageConfig, log: Callable[[str], None], cache: Path | None = None) -> Path:
     """FFmpeg tarball (sha256-checked) and ONNX Runtime headers on the host, via
     docker/fetch-sources.sh; returns the sources directory to ship in the context."""
@@ -439,7 +432,7 @@ def fetch_sources(config: ImageConfig, log: Callable[[str], None], cache: Path |
     if config.ffmpeg_source != "debian" and not config.ffmpeg_source.startswith(("http://", "https://")):
         if not local.is_file():
             raise FfsrError(f"FFmpeg source tarball not found: {config.ffmpeg_source}")
-        got = _sha256(local)
+        got = sha256_file(local)
         if got != want:
             raise FfsrError(f"The FFmpeg source {local} has the wrong sha256 ({got}); FFmpeg "
                             f"{ffmpeg_version()} must be {want}.")
@@ -526,7 +519,7 @@ def make_context(config: ImageConfig, dockerfile: str, sources: Path, base_id: s
                 st = content.stat()
                 info.size = st.st_size
                 info.mode = 0o755 if st.st_mode & 0o111 else 0o644
-                h.update(bytes.fromhex(_sha256(content)))
+                h.update(bytes.fromhex(sha256_file(content)))
                 with open(content, "rb") as f:
                     tar.addfile(info, f)
             ctx.members.append(arcname)
