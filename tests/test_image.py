@@ -23,11 +23,11 @@ from ffsr.image import (
     USER,
     ImageConfig,
     _BuildWatcher,
-    _engine_error,
     build_image,
     check_disk_space,
     connect,
     default_tag,
+    engine_error,
     ensure_base_image,
     fetch_sources,
     ffsr_requirements,
@@ -253,9 +253,9 @@ def test_permission_denied_and_full_disk_messages() -> None:
 
     denied = DockerException("Error while fetching server API version: ('Connection aborted.', "
                              "PermissionError(13, 'Permission denied'))")
-    assert _engine_error(denied).message.startswith("Permission denied on the Docker socket")
+    assert engine_error(denied).message.startswith("Permission denied on the Docker socket")
     full = OSError(28, "No space left on device")
-    assert "disk holding Docker's data is full" in _engine_error(full).message
+    assert "disk holding Docker's data is full" in engine_error(full).message
 
 
 class FakeAPI:

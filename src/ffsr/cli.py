@@ -216,7 +216,7 @@ def upscale(
                   TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(),
                   TextColumn("ETA"), TimeRemainingColumn(), console=console,
                   transient=False) as progress:
-        task = progress.add_task(f"{plan.backend} {plan.input_name()}", total=plan.expected_frames,
+        task = progress.add_task(f"{plan.backend} {plan.request.input.name}", total=plan.expected_frames,
                                  fps=0.0)
 
         def on_progress(update: ProgressUpdate) -> None:

@@ -33,22 +33,14 @@ class DoctorReport:
 
 
 def docker_status() -> tuple[bool, str]:
-    """Whether a Docker engine answers, in words."""
-    try:
-        from docker.errors import DockerException
+    """Whether a Docker engine answers, in words (the same errors build-image gives)."""
+    from ffsr.image import connect
 
-        import docker
-    except ImportError:
-        return False, "the docker Python package is not installed"
     try:
-        client = docker.from_env(timeout=5)  # type: ignore[attr-defined]
-        version = client.version().get("Version", "?")
-        return True, f"engine {version} reachable"
-    except DockerException as e:
-        text = str(e)
-        if "Permission denied" in text:
-            return False, "permission denied on the Docker socket (add yourself to the docker group)"
-        return False, "no Docker engine reachable (is dockerd running?)"
+        version = connect(timeout=5).version().get("Version", "?")
+    except FfsrError as e:
+        return False, e.message
+    return True, f"engine {version} reachable"
 
 
 def gpu_status() -> tuple[bool, str]:

@@ -271,7 +271,7 @@ def render_dockerfile(config: ImageConfig) -> str:
 # ---------------------------------------------------------------- Docker engine
 
 
-def _engine_error(e: Exception, what: str | None = None) -> FfsrError:
+def engine_error(e: Exception, what: str | None = None) -> FfsrError:
     """Turn a Docker SDK/transport exception into one sentence the user can act on."""
     text = str(e)
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -299,7 +299,7 @@ def connect(timeout: int = 3600) -> Any:
         api = APIClient(timeout=timeout, **kwargs_from_env())
         api.ping()
     except (DockerException, OSError) as e:
-        raise _engine_error(e) from None
+        raise engine_error(e) from None
     return api
 
 
@@ -385,7 +385,7 @@ def create_debian_base(api: Any, name: str, log: Callable[[str], None],
         try:
             out = api.import_image(src=str(tar_path), repository=repo, tag=tag, changes=changes)
         except Exception as e:  # noqa: BLE001 - any engine failure is reported in one sentence
-            raise _engine_error(e, f"import the base image {name}") from None
+            raise engine_error(e, f"import the base image {name}") from None
         log(f"import: {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -678,9 +678,9 @@ def _build(config: ImageConfig, api: Any | None, log: Callable[[str], None], log
                 for chunk in stream:
                     watcher.feed(chunk)
         except DockerException as e:
-            raise _engine_error(e, "run the build") from None
+            raise engine_error(e, "run the build") from None
         except OSError as e:
-            raise _engine_error(e, "run the build") from None
+            raise engine_error(e, "run the build") from None
         if failure := watcher.failure():
             raise failure
         info = api.inspect_image(tag)

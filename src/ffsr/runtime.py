@@ -77,7 +77,7 @@ def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu:
     stdout lines while it runs; returns (exit status, stderr)."""
     from docker.errors import DockerException, ImageNotFound
 
-    from ffsr.image import _engine_error, connect
+    from ffsr.image import connect, engine_error
 
     api = connect(timeout=600)
     try:
@@ -99,7 +99,7 @@ def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu:
                                          environment=environment, host_config=host_config)
         cid = container["Id"]
     except DockerException as e:
-        raise _engine_error(e, "create the container") from None
+        raise engine_error(e, "create the container") from None
     try:
         api.start(cid)
         stream = api.logs(cid, stream=True, follow=True, stdout=True, stderr=False)

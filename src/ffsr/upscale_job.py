@@ -72,9 +72,6 @@ class UpscalePlan:
     notes: list[str] = field(default_factory=list)
     mounts: list[Mount] = field(default_factory=list)
 
-    def input_name(self) -> str:
-        return self.request.input.name
-
     def command_line(self) -> str:
         """The command as a user would paste it: final output path, no progress pipe."""
         argv = [a for a in self.argv if a not in ("-progress", "pipe:1", "-nostats")]
