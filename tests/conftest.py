@@ -114,11 +114,6 @@ def zoo_models(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path,
     return {name: convert_zoo_model(name, models_dir, log=lambda _: None) for name in ZOO}
 
 
-def _host_file(env: str, default: str) -> Path | None:
-    path = Path(os.environ.get(env, default))
-    return path if path.exists() else None
-
-
 @pytest.fixture(scope="session")
 def docker_api() -> Any:
     """A live engine; scripts/start-dockerd is tried once before giving up."""
@@ -138,12 +133,11 @@ def docker_api() -> Any:
 
 @pytest.fixture(scope="session")
 def cpu_image(docker_api: Any) -> str:
-    """The cpu image, built by `ffsr build-image` (reused when its inputs are unchanged).
-    On these machines pip needs the host CA bundle and the CPU torch comes from /opt/wheels."""
-    config = ImageConfig(flavor="cpu",
-                         ca_bundle=_host_file("FFSR_TEST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"),
-                         wheelhouse=_host_file("FFSR_TEST_WHEELHOUSE", "/opt/wheels"))
-    result = build_image(config, api=docker_api)
+    """The cpu image as the README's `ffsr build-image --flavor cpu` builds it: no options,
+    the CA bundle and local wheels come from this machine's pip configuration (reused when
+    its inputs are unchanged)."""
+    result = build_image(ImageConfig(flavor="cpu"), api=docker_api,
+                         on_progress=lambda p: print(p.text) if p.kind == "pip" else None)
     print(f"\n{result.tag}: {'reused' if result.reused else f'built in {result.seconds:.0f}s'}, "
           f"{result.size_gb:.2f} GB")
     return result.tag

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import tarfile
@@ -20,6 +21,7 @@ from ffsr.errors import FfsrError
 from ffsr.image import (
     INPUTS_LABEL,
     PREFIX,
+    TLS_FAILURE,
     USER,
     ImageConfig,
     _BuildWatcher,
@@ -33,10 +35,13 @@ from ffsr.image import (
     ffsr_requirements,
     make_context,
     nvenc_deb_name,
+    pip_options,
+    pip_setup,
     python_requirements,
     render_dockerfile,
 )
 from ffsr.paths import DOCKER_DIR
+from ffsr.pip_setup import discover, effective, parse_config_list, pip_config_entries, probe
 from ffsr.quality import compare_8bit
 from ffsr.versions import ffmpeg_version, pinned
 
@@ -155,7 +160,7 @@ def test_bad_options_are_refused_in_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(FfsrError, match="Unknown image flavour 'gpu'"):
         render_dockerfile(ImageConfig(flavor="gpu"))
     with pytest.raises(FfsrError, match="Unknown DNN backend"):
-        render_dockerfile(ImageConfig(backends=("openvino",)))
+        render_dockerfile(ImageConfig(backends=("tensorrt",)))
     with pytest.raises(FfsrError, match="CA bundle not found"):
         render_dockerfile(ImageConfig(ca_bundle=tmp_path / "missing.pem"))
 
@@ -165,11 +170,162 @@ def test_cli_dry_run_prints_the_dockerfile() -> None:
     out = subprocess.run([str(ffsr), "build-image", "--flavor", "cuda", "--dry-run"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout == render_dockerfile(ImageConfig(flavor="cuda"))
+    config = ImageConfig(flavor="cuda")
+    pip = pip_setup(config)
+    assert out.stdout == render_dockerfile(config, pip)
+    # What the build takes from this machine's pip is said, one line each.
+    assert [ln for ln in out.stderr.splitlines() if ln.startswith("pip: ")] == \
+        [f"pip: {n}" for n in pip.notes]
     bad = subprocess.run([str(ffsr), "build-image", "--flavor", "gpu", "--dry-run"],
                          capture_output=True, text=True)
     assert bad.returncode != 0
     assert bad.stderr.strip() == "error: Unknown image flavour 'gpu'; choose one of: cpu, cuda."
+
+
+# ---------------------------------------------------------------- the host's pip configuration
+
+
+def dead_url(scheme: str = "http") -> str:
+    """A URL on a local port nothing listens on (connection refused at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"{scheme}://127.0.0.1:{port}/simple"
+
+
+@pytest.fixture()
+def live_url() -> Any:
+    """A URL on a local port that accepts connections."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/simple"
+
+
+def small_index(root: Path) -> Path:
+    (root / "simple" / "tiny").mkdir(parents=True)
+    (root / "files").mkdir()
+    (root / "files" / "tiny-1.0-py3-none-any.whl").write_bytes(b"wheel")
+    (root / "simple" / "tiny" / "index.html").write_text(
+        '<a href="../../files/tiny-1.0-py3-none-any.whl">tiny-1.0-py3-none-any.whl</a>')
+    return root
+
+
+def test_pip_config_is_read_like_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real pip's `config list`: PIP_* variables win over config files."""
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\ncert = /from/file.pem\nfind-links = /from/file\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    monkeypatch.setenv("PIP_CERT", str(tmp_path / "env.pem"))
+    entries = pip_config_entries()
+    assert effective(entries, "cert") == str(tmp_path / "env.pem")
+    assert effective(entries, "find-links") == "/from/file"
+    assert effective(parse_config_list("global.x='1'\ninstall.x='2'\n"), "x") == "2"
+
+
+def test_discovery_carries_ca_wheels_and_small_local_indexes(tmp_path: Path, live_url: str) -> None:
+    ca = tmp_path / "proxy-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "a-1.0-py3-none-any.whl").write_bytes(b"a")
+    index = small_index(tmp_path / "pypi")
+    entries = {"global.cert": "/nonexistent.pem", ":env:.cert": str(ca),
+               "global.find-links": f"{wheels} https://example.invalid/links",
+               "global.extra-index-url": f"file://{index}/simple {live_url}",
+               "global.index-url": live_url}
+    pip = discover(entries=entries, environ={})
+    assert pip.ca_bundle == ca and pip.wheel_dirs == (wheels,) and pip.local_indexes == (index,)
+    assert pip.index_url == live_url and pip.extra_index_urls == (live_url,) and not pip.no_index
+    assert pip.notes[0] == f"CA bundle {ca} (from pip config :env:.cert)"
+    assert any(n.startswith(f"local index file://{index}/simple carried") for n in pip.notes)
+    assert pip_options(pip) == ["--index-url", live_url, "--extra-index-url", live_url,
+                                "--extra-index-url", "file:///build/pip-index/0/simple"]
+    # Explicit options win; SSL_CERT_FILE is the last place a bundle is looked for.
+    other = tmp_path / "other.pem"
+    other.write_text("x")
+    assert discover(ca_bundle=other, entries=entries, environ={}).ca_bundle == other
+    assert discover(entries={"global.index-url": live_url},
+                    environ={"SSL_CERT_FILE": str(ca)}).ca_bundle == ca
+    assert discover(wheelhouse=tmp_path, entries=entries, environ={}).wheel_dirs == (tmp_path,)
+
+
+def test_local_index_in_the_context_and_dockerfile(tmp_path: Path, fake_sources: Path,
+                                                   live_url: str) -> None:
+    index = small_index(tmp_path / "pypi")
+    pip = discover(entries={"global.extra-index-url": f"file://{index}/simple",
+                            "global.index-url": live_url}, environ={})
+    config = ImageConfig(backends=("onnx",))
+    dockerfile = render_dockerfile(config, pip)
+    assert "COPY pip-index/ /build/pip-index/" in dockerfile
+    assert "--extra-index-url file:///build/pip-index/0/simple" in dockerfile
+    ctx = make_context(config, dockerfile, fake_sources, "sha256:base", tmp_path, pip)
+    assert {"pip-index/0/simple/tiny/index.html", "pip-index/0/files/tiny-1.0-py3-none-any.whl"} \
+        <= set(ctx.members)
+
+
+def test_large_local_index_is_left_out_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   live_url: str) -> None:
+    monkeypatch.setattr("ffsr.pip_setup.LOCAL_INDEX_LIMIT_BYTES", 3)
+    index = small_index(tmp_path / "pypi")
+    pip = discover(entries={"global.extra-index-url": f"file://{index}/simple",
+                            "global.index-url": live_url}, environ={})
+    assert pip.local_indexes == ()
+    assert [n for n in pip.notes if "left out" in n] == [
+        f"left out the local index file://{index}/simple (over 0 MB, too large to carry into the build)"]
+
+
+def test_unreachable_index_hosts_are_dropped_up_front(tmp_path: Path, live_url: str) -> None:
+    dead, unknown = dead_url(), "https://no-such-host.invalid/simple"
+    pip = discover(entries={"global.extra-index-url": f"{dead} {unknown}", "global.index-url": live_url},
+                   environ={})
+    assert pip.extra_index_urls == ()
+    dropped = [n for n in pip.notes if n.startswith("left out the index")]
+    assert dropped == [f"left out the index {dead}: cannot connect (Connection refused)",
+                       f"left out the index {unknown}: cannot connect (the name does not resolve)"]
+    assert probe(dead, None) == "Connection refused"
+    # An index the build cannot do without is refused in one sentence, before any build.
+    with pytest.raises(FfsrError, match=rf"^The package index {re.escape(dead)} cannot be reached "
+                                        r"\(Connection refused\) and torch needs it\.$"):
+        discover(entries={"global.index-url": live_url}, environ={}, wanted_indexes=lambda _: [dead],
+                 needs_index=lambda url: "torch needs it")
+    # The primary index: local wheels only, or a clear refusal when there are none.
+    offline = discover(entries={"global.index-url": dead, "global.find-links": str(tmp_path)}, environ={})
+    assert offline.no_index and pip_options(offline) == ["--no-index"]
+    with pytest.raises(FfsrError, match=r"cannot be reached .* pass --wheelhouse"):
+        discover(entries={"global.index-url": dead}, environ={})
+
+
+def test_cpu_torch_index_is_needed_only_without_the_wheel(tmp_path: Path) -> None:
+    index = pinned()["TORCH_CPU_INDEX_URL"]
+    assert pip_setup(ImageConfig(), discover_host=False).extra_index_urls == (index,)
+    (tmp_path / f"torch-{pinned()['TORCH_CPU_VERSION']}-cp311-cp311-linux_x86_64.whl").write_bytes(b"")
+    with_wheel = ImageConfig(wheelhouse=tmp_path)
+    assert pip_setup(with_wheel, discover_host=False).extra_index_urls == ()
+    assert pip_setup(ImageConfig(flavor="cuda"), discover_host=False).extra_index_urls == ()
+
+
+def test_tls_failure_stops_the_build_with_one_sentence(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FFSR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("ffsr.image.fetch_sources", lambda config, log: tmp_path)
+    (tmp_path / f"ffmpeg-{ffmpeg_version()}.tar.xz").write_bytes(b"x")
+    (tmp_path / "onnxruntime-headers").mkdir()
+    consumed: list[str] = []
+
+    def stream() -> Any:
+        yield {"stream": "Step 7/20 : RUN python3 -m venv /opt/ffsr/venv && pip install onnx\n"}
+        yield {"stream": "WARNING: Retrying (Retry(total=4)) after connection broken by 'SSLError("
+                         "SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate "
+                         "verify failed: self-signed certificate in certificate chain')'\n"}
+        consumed.append("past the TLS failure")  # pip would go on retrying for minutes
+        yield {"error": "returned a non-zero code: 1"}
+
+    api = FakeAPI()
+    api.build = lambda **kwargs: stream()  # type: ignore[method-assign]
+    with pytest.raises(FfsrError) as info:
+        build_image(ImageConfig(backends=("onnx",), host_pip=False), api=api)
+    assert info.value.message == TLS_FAILURE and "--ca-bundle" in TLS_FAILURE
+    assert consumed == []
 
 
 # ---------------------------------------------------------------- context
@@ -316,7 +472,7 @@ def test_build_failure_names_the_step_and_the_reason(tmp_path: Path, monkeypatch
     (tmp_path / "onnxruntime-headers").mkdir()
     events: list[str] = []
     with pytest.raises(FfsrError) as info:
-        build_image(ImageConfig(backends=("onnx",)), api=FakeAPI(FAILING_STREAM),
+        build_image(ImageConfig(backends=("onnx",), host_pip=False), api=FakeAPI(FAILING_STREAM),
                     on_progress=lambda p: events.append(f"{p.kind}: {p.text}"))
     e = info.value
     assert e.message == ("The image build failed at step 2/3: RUN bash /build/docker/build-ffmpeg.sh "

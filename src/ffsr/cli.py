@@ -331,9 +331,13 @@ def build_image_cmd(
     backends: Annotated[str, typer.Option(help="DNN backends, comma-separated (onnx,torch,tensorflow).")]
     = "onnx,torch,tensorflow",
     ca_bundle: Annotated[Path | None, typer.Option(help="CA bundle pip trusts inside the build "
-                                                        "(TLS-intercepting proxies).")] = None,
+                                                        "(default: the one pip on this machine "
+                                                        "uses).")] = None,
     wheelhouse: Annotated[Path | None, typer.Option(help="Directory of local wheels pip prefers "
-                                                         "(e.g. a CPU-only torch).")] = None,
+                                                         "(default: pip's local find-links).")] = None,
+    host_pip: Annotated[bool, typer.Option(help="Carry this machine's pip configuration (CA "
+                                                "bundle, local wheels and indexes) into the "
+                                                "build.")] = True,
     base_image: Annotated[str | None, typer.Option(help="Base image (default: ffsr-base:<suite>, "
                                                         "made from Debian's archive when missing).")]
     = None,
@@ -345,14 +349,17 @@ def build_image_cmd(
     """Build the ffsr Docker image: FFmpeg with DNN backends, runtimes, non-root, ffmpeg entrypoint."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from ffsr.image import ImageConfig, build_image, default_flavor, render_dockerfile
+    from ffsr.image import ImageConfig, build_image, default_flavor, pip_setup, render_dockerfile
     from ffsr.image import Progress as BuildEvent
 
     config = ImageConfig(flavor=flavor or default_flavor(), tag=tag, backends=_split(backends),
                          ffmpeg_source=ffmpeg_source, base_image=base_image, ca_bundle=ca_bundle,
-                         wheelhouse=wheelhouse, no_cache=no_cache, jobs=jobs)
+                         wheelhouse=wheelhouse, host_pip=host_pip, no_cache=no_cache, jobs=jobs)
     if dry_run:
-        print(render_dockerfile(config), end="")
+        pip = pip_setup(config)
+        for note in pip.notes:
+            console.print(f"pip: {note}", highlight=False)
+        print(render_dockerfile(config, pip), end="")
         return
     started = time.monotonic()
     columns = (SpinnerColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))

@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from ffsr import __version__
 from ffsr.backends import get_backend
 from ffsr.errors import FfsrError
 from ffsr.paths import DOCKER_DIR, PROJECT_ROOT, cache_dir, sources_dir
+from ffsr.pip_setup import PipSetup, discover, overrides_only
 from ffsr.versions import ffmpeg_version, pinned
 from ffsr.zoo import sha256_file
 
@@ -52,6 +53,7 @@ DISK_NEEDED_GB = {"cpu": 10, "cuda": 25}  # measured: ~7 GB and ~17 GB
 BUILD_PACKAGES = ("build-essential", "nasm", "pkg-config", "xz-utils", "patch",
                   "libx264-dev", "libdav1d-dev", "zlib1g-dev")
 FIXED_MTIME = 1_700_000_000  # context members get one mtime: same inputs, same tar
+PIP_INDEX_DIR = "/build/pip-index"  # local (file://) package indexes carried into the build
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,12 @@ class ImageConfig:
     base_image: str | None = None
     """None: ``ffsr-base:<suite>``, made from Debian's archive when missing."""
     ca_bundle: Path | None = None
-    """PEM bundle pip trusts inside the build (TLS-intercepting proxies)."""
+    """PEM bundle pip trusts inside the build (TLS-intercepting proxies); overrides pip's."""
     wheelhouse: Path | None = None
-    """Directory of local wheels pip prefers (``--find-links``)."""
+    """Directory of local wheels pip prefers (``--find-links``); overrides pip's."""
+    host_pip: bool = True
+    """Carry this machine's pip configuration (CA bundle, local wheels and indexes) into the
+    build and drop index hosts it cannot reach (see ffsr.pip_setup)."""
     no_cache: bool = False
     jobs: int | None = None
 
@@ -100,7 +105,7 @@ class ImageConfig:
 
 @dataclass(frozen=True)
 class Progress:
-    """One thing worth showing: ``kind`` is base, sources, context, step, phase or done."""
+    """One thing worth showing: ``kind`` is pip, base, sources, context, step, phase or done."""
 
     kind: str
     text: str
@@ -134,18 +139,21 @@ def default_base_image() -> str:
 
 def default_flavor() -> str:
     """cuda on a machine with an NVIDIA GPU, else cpu."""
-    from ffsr.doctor import gpu_status
+    from ffsr.gpu import host_gpus
 
-    return "cuda" if gpu_status()[0] else "cpu"
+    return "cuda" if host_gpus().ok else "cpu"
 
 
 # ---------------------------------------------------------------- rendering
 
 
-def wheelhouse_wheels(config: ImageConfig) -> list[Path]:
-    if config.wheelhouse is None:
-        return []
-    return sorted(config.wheelhouse.glob("*.whl"))
+def wheelhouse_wheels(wheel_dirs: Sequence[Path]) -> list[Path]:
+    """The wheels of every local wheel folder, one per file name (the first folder wins)."""
+    found: dict[str, Path] = {}
+    for d in wheel_dirs:
+        for w in sorted(d.glob("*.whl")):
+            found.setdefault(w.name, w)
+    return [found[name] for name in sorted(found)]
 
 
 def python_requirements(config: ImageConfig) -> list[str]:
@@ -189,14 +197,50 @@ def dropped_packages(config: ImageConfig) -> list[str]:
     return ["triton"] if config.cuda and "torch" in config.backends else []
 
 
-def pip_options(config: ImageConfig) -> list[str]:
-    """PyTorch's CPU wheel index for the cpu flavour's torch, unless the wheelhouse has it."""
+def wanted_indexes(config: ImageConfig, wheel_dirs: Sequence[Path]) -> list[str]:
+    """PyTorch's CPU wheel index for the cpu flavour's torch, unless a local folder has it."""
     if config.cuda or "torch" not in config.backends:
         return []
     wanted = f"torch-{pinned()['TORCH_CPU_VERSION']}-"
-    if any(w.name.startswith(wanted) for w in wheelhouse_wheels(config)):
+    if any(w.name.startswith(wanted) for w in wheelhouse_wheels(wheel_dirs)):
         return []
-    return ["--extra-index-url", pinned()["TORCH_CPU_INDEX_URL"]]
+    return [pinned()["TORCH_CPU_INDEX_URL"]]
+
+
+def pip_setup(config: ImageConfig, *, discover_host: bool | None = None) -> PipSetup:
+    """What pip inside the build uses. With ``config.host_pip`` (and ``discover_host`` not
+    False) this reads pip's configuration and probes index hosts; otherwise only
+    ``--ca-bundle``/``--wheelhouse`` count and nothing is probed (what tests render)."""
+    config.validate()
+    def wants(dirs: Sequence[Path]) -> list[str]:
+        return wanted_indexes(config, dirs)
+
+    if not (config.host_pip if discover_host is None else discover_host):
+        return overrides_only(config.ca_bundle, config.wheelhouse, wants)
+
+    def needs(url: str) -> str:
+        if url != pinned()["TORCH_CPU_INDEX_URL"]:
+            return ""
+        return (f"the cpu image's torch {pinned()['TORCH_CPU_VERSION']} comes only from there: pass "
+                "--wheelhouse with a folder holding that wheel")
+
+    return discover(ca_bundle=config.ca_bundle, wheelhouse=config.wheelhouse,
+                    wanted_indexes=wants, needs_index=needs)
+
+
+def pip_options(pip: PipSetup) -> list[str]:
+    """pip install options for the indexes of ``pip`` (local ones as carried into the build)."""
+    local = [f"file://{PIP_INDEX_DIR}/{i}/simple" for i in range(len(pip.local_indexes))]
+    options: list[str] = []
+    if pip.no_index:
+        if not local:
+            return ["--no-index"]
+        options += ["--index-url", local.pop(0)]
+    elif pip.index_url:
+        options += ["--index-url", pip.index_url]
+    for url in [*pip.extra_index_urls, *local]:
+        options += ["--extra-index-url", url]
+    return options
 
 
 def nvenc_deb_name() -> str:
@@ -234,9 +278,11 @@ def _dockerfile_string(value: object) -> str:
     return f'"{text}"'
 
 
-def render_dockerfile(config: ImageConfig) -> str:
-    """The Dockerfile for ``config`` (what --dry-run prints)."""
+def render_dockerfile(config: ImageConfig, pip: PipSetup | None = None) -> str:
+    """The Dockerfile for ``config`` (what --dry-run prints); ``pip`` defaults to the
+    explicit options alone (see pip_setup)."""
     config.validate()
+    pip = pip or pip_setup(config, discover_host=False)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)), undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
@@ -254,9 +300,10 @@ def render_dockerfile(config: ImageConfig) -> str:
         requirements=python_requirements(config),
         ffsr_requirements=ffsr_requirements(),
         drop_packages=dropped_packages(config),
-        pip_options=pip_options(config),
-        ca_bundle=config.ca_bundle is not None,
-        wheelhouse=bool(wheelhouse_wheels(config)),
+        pip_options=pip_options(pip),
+        ca_bundle=pip.ca_bundle is not None,
+        wheelhouse=bool(wheelhouse_wheels(pip.wheel_dirs)),
+        pip_indexes=bool(pip.local_indexes),
         tarball=f"ffmpeg-{ffmpeg_version()}.tar.xz",
         build_options="".join(f" {o}" for o in build_script_options(config)),
         prefix=PREFIX,
@@ -472,9 +519,10 @@ class BuildContext:
     members: list[str] = field(default_factory=list)
 
 
-def context_entries(config: ImageConfig, dockerfile: str,
-                    sources: Path) -> Iterator[tuple[str, bytes | Path]]:
+def context_entries(config: ImageConfig, dockerfile: str, sources: Path,
+                    pip: PipSetup | None = None) -> Iterator[tuple[str, bytes | Path]]:
     """(name in context, content or file) for every member, in a fixed order."""
+    pip = pip or pip_setup(config, discover_host=False)
     yield "Dockerfile", dockerfile.encode()
     for name in BUILD_FILES:
         yield f"docker/{name}", DOCKER_DIR / name
@@ -487,10 +535,13 @@ def context_entries(config: ImageConfig, dockerfile: str,
             yield f"sources/onnxruntime-headers/{p.relative_to(headers)}", p
     if config.cuda:
         yield f"sources/nvenc/{nvenc_deb_name()}", sources / "nvenc" / nvenc_deb_name()
-    if config.ca_bundle is not None:
-        yield "ca-bundle.crt", config.ca_bundle
-    for w in wheelhouse_wheels(config):
+    if pip.ca_bundle is not None:
+        yield "ca-bundle.crt", pip.ca_bundle
+    for w in wheelhouse_wheels(pip.wheel_dirs):
         yield f"wheelhouse/{w.name}", w
+    for i, root in enumerate(pip.local_indexes):
+        for p in _walk(root):
+            yield f"pip-index/{i}/{p.relative_to(root)}", p
     for item in APP_ITEMS:
         src = PROJECT_ROOT / item
         if not src.exists():
@@ -500,14 +551,14 @@ def context_entries(config: ImageConfig, dockerfile: str,
 
 
 def make_context(config: ImageConfig, dockerfile: str, sources: Path, base_id: str,
-                 directory: Path) -> BuildContext:
+                 directory: Path, pip: PipSetup | None = None) -> BuildContext:
     """Write the build context tar (deterministic: fixed owner and mtime)."""
     h = hashlib.sha256(base_id.encode() + b"\0")
     fd, name = tempfile.mkstemp(prefix="ffsr-context-", suffix=".tar", dir=directory)
     os.close(fd)
     ctx = BuildContext(Path(name), "")
     with tarfile.open(name, "w") as tar:
-        for arcname, content in context_entries(config, dockerfile, sources):
+        for arcname, content in context_entries(config, dockerfile, sources, pip):
             info = tarfile.TarInfo(arcname)
             info.mtime = FIXED_MTIME
             h.update(arcname.encode() + b"\0")
@@ -533,6 +584,10 @@ def make_context(config: ImageConfig, dockerfile: str, sources: Path, base_id: s
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the engine colours a step's stderr
 ERROR_HINTS = ("build-ffmpeg: error:", "fetch-sources:", "ERROR:", "E: ", "error:")
+TLS_HINTS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed")
+TLS_FAILURE = ("pip inside the build cannot verify the package index's TLS certificate "
+               "(CERTIFICATE_VERIFY_FAILED): pass --ca-bundle with the CA bundle your network "
+               "trusts (a TLS-intercepting proxy's, often /etc/ssl/certs/ca-certificates.crt).")
 
 
 class _BuildWatcher:
@@ -546,6 +601,8 @@ class _BuildWatcher:
         self.recent: deque[str] = deque(maxlen=400)
         self.image_id = ""
         self.error = ""
+        self.tls_failed = False
+        """pip hit a certificate it cannot verify: it would retry for minutes, so stop."""
 
     def feed(self, chunk: dict[str, Any]) -> None:
         if "stream" in chunk:
@@ -565,6 +622,8 @@ class _BuildWatcher:
         line = ANSI_RE.sub("", line)
         self.log(line)
         self.recent.append(line)
+        if any(h in line for h in TLS_HINTS):
+            self.tls_failed = True
         if (m := STEP_RE.match(line)) and self.on_progress:
             self.step = f"step {m.group(1)}/{m.group(2)}: {m.group(3)}"
             self.on_progress(Progress("step", _shorten(self.step)))
@@ -578,6 +637,8 @@ class _BuildWatcher:
         if self.partial:
             self._line(self.partial)
             self.partial = ""
+        if self.tls_failed:
+            return FfsrError(TLS_FAILURE)
         if not self.error:
             return None
         text = "\n".join(self.recent) + "\n" + self.error
@@ -626,8 +687,10 @@ def new_log_path(config: ImageConfig) -> Path:
 
 
 def build_image(config: ImageConfig, *, on_progress: ProgressCallback | None = None,
-                api: Any | None = None, log_path: Path | None = None) -> ImageResult:
-    """Build (or reuse, when its inputs are unchanged) the image for ``config``."""
+                api: Any | None = None, log_path: Path | None = None,
+                pip: PipSetup | None = None) -> ImageResult:
+    """Build (or reuse, when its inputs are unchanged) the image for ``config``; ``pip``
+    defaults to pip_setup(config): the host's pip configuration, said in progress."""
     config.validate()
     started = time.monotonic()
     log_path = log_path or new_log_path(config)
@@ -637,7 +700,7 @@ def build_image(config: ImageConfig, *, on_progress: ProgressCallback | None = N
             log_file.flush()
 
         try:
-            return _build(config, api, log, log_path, started, on_progress)
+            return _build(config, api, log, log_path, started, on_progress, pip)
         except FfsrError as e:
             log(f"FAILED: {e.message}")
             if e.log_path is None:
@@ -646,21 +709,28 @@ def build_image(config: ImageConfig, *, on_progress: ProgressCallback | None = N
 
 
 def _build(config: ImageConfig, api: Any | None, log: Callable[[str], None], log_path: Path,
-           started: float, on_progress: ProgressCallback | None) -> ImageResult:
+           started: float, on_progress: ProgressCallback | None,
+           pip: PipSetup | None) -> ImageResult:
     from docker.errors import DockerException
 
     api = api or connect()
     log(f"ffsr {__version__} build-image {config}")
+    if pip is None:
+        pip = pip_setup(config)
+        for note in pip.notes:
+            log(f"pip: {note}")
+            if on_progress:
+                on_progress(Progress("pip", f"pip: {note}"))
     check_disk_space(api, config.flavor)
     base_id = ensure_base_image(api, config, log, on_progress)
     if on_progress:
         on_progress(Progress("sources", f"FFmpeg {ffmpeg_version()} source ({config.ffmpeg_source})"))
     sources = fetch_sources(config, log)
-    dockerfile = render_dockerfile(config)
+    dockerfile = render_dockerfile(config, pip)
     log("---- Dockerfile ----\n" + dockerfile + "--------------------")
     if on_progress:
         on_progress(Progress("context", "packing the build context"))
-    ctx = make_context(config, dockerfile, sources, base_id, _scratch_dir())
+    ctx = make_context(config, dockerfile, sources, base_id, _scratch_dir(), pip)
     tag = config.image_tag
     try:
         if not config.no_cache and image_exists(api, tag):
@@ -675,8 +745,14 @@ def _build(config: ImageConfig, api: Any | None, log: Callable[[str], None], log
                 stream = api.build(fileobj=f, custom_context=True, tag=tag, rm=True, forcerm=True,
                                    nocache=config.no_cache, pull=False, decode=True, network_mode="host",
                                    labels={INPUTS_LABEL: ctx.inputs_hash})
-                for chunk in stream:
-                    watcher.feed(chunk)
+                try:
+                    for chunk in stream:
+                        watcher.feed(chunk)
+                        if watcher.tls_failed:
+                            break  # pip retries for minutes; the engine stops a build left
+                finally:
+                    if hasattr(stream, "close"):
+                        stream.close()
         except DockerException as e:
             raise engine_error(e, "run the build") from None
         except OSError as e:
