@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from peers import report as peers
+
 from ffsr import bench
 from ffsr.bench import Measurement, fmt, markdown_table
 from ffsr.evaluate import evaluate, mean_by_method
@@ -339,6 +341,30 @@ def targets(rows: Sequence[Row], peak: Measurement, lean: Measurement | None,
     ])
 
 
+def peers_only(args: argparse.Namespace, tools: bench.Tools, measure: Callable[[], str],
+               started: float, log: Callable[[str], None]) -> int:
+    """`--peers only`: the vs-mlrt comparison alone, in its own results file."""
+    load_before = load()
+    text = measure()
+    date = datetime.date.today().isoformat()
+    quick = " --quick" if args.quick else ""
+    report = "\n".join([
+        f"# ffsr against vs-mlrt, CPU, {date}", "",
+        *[f"- {line}" for line in machine()],
+        f"- {ffmpeg_versions(tools)}",
+        f"- Load average before / after: {load_before} / {load()}.",
+        f"- Command: `.venv/bin/python benchmarks/run.py --peers only{quick}`, took "
+        f"{(time.monotonic() - started) / 60:.1f} min.", "",
+        text,
+    ])
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"cpu-peers-{date}{'-quick' if args.quick else ''}.md"
+    path.write_text(report)
+    print(report)
+    log(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget-min", type=float, default=14.0,
@@ -347,6 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="about how long each path runs per row (sets the frame count)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 176×144 only, ESPCN only, no Set14/video quality")
+    ap.add_argument("--peers", choices=("with", "only", "skip"), default="with",
+                    help="ffsr against vs-mlrt and OpenVINO/ONNX Runtime alone (issue 9, "
+                    "benchmarks/peers; ~15 min, 40 frames a path): with the rest, only it, or not")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args(argv)
     started = time.monotonic()
@@ -356,6 +385,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:6.0f}s] {msg}", file=sys.stderr, flush=True)
 
     tools = bench.find_tools()
+
+    def peer_section() -> str:
+        if args.quick:  # a smoke run: ESPCN at one size, 4 frames a path
+            return peers.section(tools, log, frames=4, plans=peers.QUICK_PLANS)
+        return peers.section(tools, log)
+
+    if args.peers == "only":
+        return peers_only(args, tools, peer_section, started, log)
     plans = [Plan("espcn", SIZES[:1])] if args.quick else list(PLANS)
     cards = {c.name: c for c in resolve_cards([p.model for p in plans], log)}
     load_before = load()
@@ -389,6 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for row in order:
             log(f"{row.card.name} {row.size[0]}×{row.size[1]}")
             time_row(tools, row, clips[row.size], args.path_seconds, deadline, log)
+    peer_text = peer_section() if args.peers == "with" else ""
     load_after = load()
     date = datetime.date.today().isoformat()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -460,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         video_table,
         "",
+        peer_text,
         "## Targets",
         "",
         targets(rows, peak, lean, baseline) if any(r.ms for r in rows) else "(no rows timed)",

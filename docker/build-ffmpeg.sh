@@ -14,11 +14,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
 
-prefix=""; backends="onnx,torch,tensorflow"; python=python3; cuda=0
+prefix=""; backends="onnx,openvino,torch,tensorflow"; python=python3; cuda=0
 skip_patches=""; source_spec="debian"; cache="${XDG_CACHE_HOME:-$HOME/.cache}/ffsr/sources"; jobs=$(nproc)
 usage() {
   cat <<EOF
-usage: build-ffmpeg.sh --prefix DIR [--backends onnx,torch,tensorflow|none] [--python PY]
+usage: build-ffmpeg.sh --prefix DIR [--backends onnx,openvino,torch,tensorflow|none] [--python PY]
                        [--cuda] [--source debian|TARBALL|URL] [--cache DIR] [--jobs N]
                        [--skip-patches 0001,0002]   (to prove what a patch fixes)
 EOF
@@ -43,7 +43,7 @@ die() { echo "build-ffmpeg: error: $*" >&2; exit 1; }
 phase() { echo "==> $1: $2"; }
 has_backend() { case ",$backends," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for b in ${backends//,/ }; do
-  case "$b" in onnx|torch|tensorflow) ;; *) die "unknown backend '$b' (choose from onnx, torch, tensorflow)" ;; esac
+  case "$b" in onnx|openvino|torch|tensorflow) ;; *) die "unknown backend '$b' (choose from onnx, openvino, torch, tensorflow)" ;; esac
 done
 
 phase check "compilers and headers"
@@ -55,6 +55,11 @@ command -v pkg-config >/dev/null || missing_apt+=(pkg-config)
 command -v xz >/dev/null || missing_apt+=(xz-utils)
 pkg-config --exists x264 2>/dev/null || missing_apt+=(libx264-dev)
 pkg-config --exists zlib 2>/dev/null || missing_apt+=(zlib1g-dev)
+# Encoders: HEVC (10-bit capable), AV1, VP9 and Opus for .webm.
+pkg-config --exists x265 2>/dev/null || missing_apt+=(libx265-dev)
+pkg-config --exists SvtAv1Enc 2>/dev/null || missing_apt+=(libsvtav1enc-dev)
+pkg-config --exists vpx 2>/dev/null || missing_apt+=(libvpx-dev)
+pkg-config --exists opus 2>/dev/null || missing_apt+=(libopus-dev)
 if [ "${#missing_apt[@]}" -gt 0 ]; then
   die "missing build tools or headers; install them with: apt-get install -y ${missing_apt[*]}"
 fi
@@ -83,6 +88,28 @@ if has_backend onnx; then
   link_lib "$lib" libonnxruntime.so
   rpaths+=("$ort/capi")
   flags+=(--enable-libonnxruntime)
+fi
+if has_backend openvino; then
+  ov=$(pyloc openvino)
+  [ -n "$ov" ] || die "the openvino backend needs the openvino wheel: $python -m pip install openvino==$OPENVINO_VERSION"
+  ov_c=$(ls "$ov"/libs/libopenvino_c.so.* 2>/dev/null | head -n1)
+  ov_core=$(ls "$ov"/libs/libopenvino.so.* 2>/dev/null | head -n1)
+  [ -n "$ov_c" ] && [ -n "$ov_core" ] || die "no libopenvino_c.so.* / libopenvino.so.* in $ov/libs"
+  [ -f "$ov/include/openvino/c/openvino.h" ] || die "the openvino wheel has no C headers ($ov/include/openvino/c/openvino.h)"
+  link_lib "$ov_c" libopenvino_c.so
+  link_lib "$ov_core" libopenvino.so
+  # The wheel has no pkg-config file, which FFmpeg's configure looks for: write one.
+  mkdir -p "$prefix/lib/ffsr-pkgconfig"
+  cat > "$prefix/lib/ffsr-pkgconfig/openvino.pc" <<PC
+Name: openvino
+Description: OpenVINO C API from the openvino wheel (written by ffsr's build-ffmpeg.sh)
+Version: $("$python" -c 'import importlib.metadata as m; print(m.version("openvino"))' 2>/dev/null || echo 0)
+Libs: -L$linkdir -lopenvino_c -lopenvino
+Cflags: -I$ov/include
+PC
+  export PKG_CONFIG_PATH="$prefix/lib/ffsr-pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  rpaths+=("$ov/libs")
+  flags+=(--enable-libopenvino)
 fi
 if has_backend torch; then
   tdir=$(pyloc torch)
@@ -141,12 +168,12 @@ phase configure "$(echo "${flags[*]}" | tr ' ' '\n' | grep -c . || true) feature
 # A minimal configuration: what a video upscaler reads, filters and writes.
 components=(
   --disable-everything --disable-doc --disable-debug --disable-ffplay
-  --enable-gpl --enable-libx264 --enable-zlib
+  --enable-gpl --enable-libx264 --enable-libx265 --enable-libsvtav1 --enable-libvpx --enable-libopus --enable-zlib
   --enable-protocol=file,pipe
   --enable-demuxer=yuv4mpegpipe,mov,matroska,gif,apng,image2,image2pipe,image_png_pipe,rawvideo,h264,hevc,ivf,wav,aac,mp3,ogg,flac,srt,ass
   --enable-muxer=yuv4mpegpipe,mp4,mov,matroska,webm,gif,apng,image2,rawvideo,null,framemd5,framecrc,md5,wav,adts,srt,ass
   --enable-decoder=rawvideo,wrapped_avframe,h264,hevc,vp8,vp9,png,apng,gif,mjpeg,ffv1,mpeg4,mpeg2video,aac,mp3,opus,vorbis,flac,pcm_s16le,pcm_s24le,pcm_f32le,pcm_u8,ass,ssa,subrip,srt,mov_text,webvtt
-  --enable-encoder=rawvideo,libx264,ffv1,png,apng,gif,aac,pcm_s16le,wrapped_avframe,mov_text,ass,ssa,subrip,srt,webvtt,flac
+  --enable-encoder=rawvideo,libx264,libx265,libsvtav1,libvpx_vp9,libopus,ffv1,png,apng,gif,aac,pcm_s16le,wrapped_avframe,mov_text,ass,ssa,subrip,srt,webvtt,flac
   --enable-parser=h264,hevc,vp8,vp9,av1,png,gif,aac,mpegaudio,opus,vorbis,flac,mjpeg
   --enable-bsfs
   --enable-indev=lavfi
@@ -165,7 +192,7 @@ phase compile "make -j$jobs"
 
 phase install "$prefix"
 (cd "$src" && make install > "$work/install.log" 2>&1) || { tail -n 20 "$work/install.log" >&2; die "make install failed"; }
-rm -rf "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/share"
+rm -rf "$prefix/include" "$prefix/lib/pkgconfig" "$prefix/lib/ffsr-pkgconfig" "$prefix/share"
 find "$prefix/lib" -maxdepth 1 -name '*.a' -delete
 "$prefix/bin/ffmpeg" -hide_banner -version > /dev/null || die "the built ffmpeg does not start"
 phase done "$prefix/bin/ffmpeg"

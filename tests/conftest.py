@@ -11,6 +11,7 @@ import ffsr_convert  # noqa: F401  (first: keeps triton out, see ffsr_convert/__
 import numpy as np
 import pytest
 
+from ffsr.backends import ALL_BACKENDS
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_build import BuildConfig, build_ffmpeg
 from ffsr.ffmpeg_tools import FfmpegChoice
@@ -34,13 +35,13 @@ def clips(shared_data: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def ffmpeg_bin() -> Path:
-    """The ffsr build of FFmpeg with all three backends (built once, then reused).
+    """The ffsr build of FFmpeg with all four backends (built once, then reused).
 
     FFSR_TEST_FFMPEG runs the suite against another binary, e.g. a build made with
     ``docker/build-ffmpeg.sh --skip-patches 0001,0002,0003,0004`` to see each patch's test fail.
     """
     override = os.environ.get("FFSR_TEST_FFMPEG")
-    return Path(override) if override else build_ffmpeg(BuildConfig())
+    return Path(override) if override else build_ffmpeg(BuildConfig(backends=ALL_BACKENDS))
 
 
 @pytest.fixture(scope="session")

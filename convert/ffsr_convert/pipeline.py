@@ -12,10 +12,14 @@ from typing import Any
 
 from ffsr.errors import FfsrError
 from ffsr.model_card import ModelCard, ModelFile
+from ffsr.precision import cpu_has_bf16
 from ffsr.zoo import sha256_file
 from ffsr_convert import verify
 from ffsr_convert.exporters import export_frozen_pb, export_onnx, export_torchscript
 from ffsr_convert.sources import LoadedModel
+
+# bf16 cannot be exact; against the f32 source it must still be far below visibility.
+BF16_MIN_PSNR_DB = 50.0
 
 
 @dataclass
@@ -29,7 +33,7 @@ class ConvertRequest:
     ffmpeg: Path | None = None
     ffprobe: Path | None = None
     frames: int = 2
-    backends: tuple[str, ...] = ("onnx", "torch", "tensorflow")
+    backends: tuple[str, ...] = ("onnx", "openvino", "torch", "tensorflow")
     log: Callable[[str], None] = field(default=print)
 
 
@@ -66,10 +70,13 @@ def convert(req: ConvertRequest) -> ModelCard:
             export_frozen_pb(model.small_net, pb)
             files["tensorflow"] = ModelFile("tensorflow", pb.name, "", channels=1,
                                             filters=("dnn_processing", "sr"))
-        if "onnx" in req.backends:
+        if "onnx" in req.backends or "openvino" in req.backends:
             onnx_path = tmp / f"{req.name}.onnx"
             export_onnx(model.module, onnx_path, channels=in_ch)
-            files["onnx"] = ModelFile("onnx", onnx_path.name, "", channels=in_ch)
+            # OpenVINO reads the ONNX file itself (as fast as its IR here: docs/ffmpeg-dnn.md).
+            for backend in ("onnx", "openvino"):
+                if backend in req.backends:
+                    files[backend] = ModelFile(backend, onnx_path.name, "", channels=in_ch)
         if "torch" in req.backends:
             pt = tmp / f"{req.name}.pt"
             module = model.module if model.color == "rgb" else YModelOnRGB(model.module,
@@ -82,8 +89,8 @@ def convert(req: ConvertRequest) -> ModelCard:
                          source=req.source, licence=req.licence, directory=tmp)
         frames = _frames(req, card)
         refs = _references(model, frames, pb)
-        runners = {"onnx": verify.run_onnx, "torch": verify.run_torchscript,
-                   "tensorflow": verify.run_pb}
+        runners = {"onnx": verify.run_onnx, "openvino": verify.run_openvino,
+                   "torch": verify.run_torchscript, "tensorflow": verify.run_pb}
         for backend, mf in list(files.items()):
             path = tmp / mf.path
             inputs = verify.model_input(frames, mf.channels)
@@ -94,9 +101,13 @@ def convert(req: ConvertRequest) -> ModelCard:
             if req.ffmpeg:
                 forms = ["compact", "sr"] if "sr" in mf.filters else ["compact"]
                 for form in forms:
-                    got = verify.run_in_ffmpeg(req.ffmpeg, card, backend, frames, y_form=form)
+                    got = verify.run_in_ffmpeg(req.ffmpeg, card, backend, frames, y_form=form,
+                                               precision="f32" if backend == "openvino" else None)
                     key = "ffmpeg" if form == "compact" else "ffmpeg_sr_filter"
                     checks[key] = verify.fidelity(got, want)
+                if backend == "openvino" and cpu_has_bf16():
+                    got = verify.run_in_ffmpeg(req.ffmpeg, card, backend, frames, precision="bf16")
+                    checks["ffmpeg_bf16"] = verify.fidelity(got, want, min_psnr_db=BF16_MIN_PSNR_DB)
             else:
                 checks["ffmpeg"] = "not run (no DNN-capable ffmpeg found)"
             failed = [k for k, v in checks.items() if isinstance(v, dict) and not v["passes"]]

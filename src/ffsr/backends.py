@@ -1,4 +1,4 @@
-"""The DNN backend registry: every fact about FFmpeg's onnx/torch/tensorflow backends
+"""The DNN backend registry: every fact about FFmpeg's onnx/openvino/torch/tensorflow backends
 that the rest of ffsr needs, in one place (see docs/ffmpeg-dnn.md for the sources)."""
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ class Backend:
     """A log line that proves the GPU really ran (None: not checkable from the log)."""
     tuning: tuple[tuple[str, str], ...] = ()
     """Backend-specific options ffsr sets by default (name, value)."""
+    precision_option: str | None = None
+    """The filter option that sets the inference precision (None: the model's own f32)."""
+    precision_log_pattern: str | None = None
+    """A log line naming the precision the backend really compiled (group 1)."""
 
     def confirms_gpu(self, log: str) -> bool:
         return bool(self.gpu_log_pattern and re.search(self.gpu_log_pattern, log))
@@ -53,6 +57,19 @@ BACKENDS: dict[str, Backend] = {
         gpu_log_pattern=r"Using CUDA/ROCm device: cuda",
         tuning=(("optimize", "1"),),
     ),
+    "openvino": Backend(
+        name="openvino",
+        suffix=".onnx",
+        configure_flag="--enable-libopenvino",
+        layout="NCHW",
+        rgb_only=False,
+        devices=("cpu",),
+        # OpenVINO reads the same ONNX file as ONNX Runtime; ffsr does not run it on GPUs.
+        gpu_log_pattern=None,
+        # Options added by docker/patches/0007 (9.0.2 passes none to OpenVINO).
+        precision_option="precision",
+        precision_log_pattern=r"OpenVINO compiled the model for \S+: inference precision (\w+)",
+    ),
     "tensorflow": Backend(
         name="tensorflow",
         suffix=".pb",
@@ -63,6 +80,9 @@ BACKENDS: dict[str, Backend] = {
         gpu_log_pattern=None,
     ),
 }
+
+
+ALL_BACKENDS: tuple[str, ...] = tuple(BACKENDS)
 
 
 def get_backend(name: str) -> Backend:

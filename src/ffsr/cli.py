@@ -12,13 +12,14 @@ import typer
 from rich.console import Console
 
 from ffsr import __version__
+from ffsr.completion import model_names, zoo_names
 from ffsr.errors import FfsrError
 
 app = typer.Typer(
     name="ffsr",
     help="Neural super-resolution and frame interpolation inside one ffmpeg process.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # ffsr --install-completion: bash, zsh, fish
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, soft_wrap=True)
@@ -45,8 +46,9 @@ def _split(value: str) -> tuple[str, ...]:
 @app.command("build-ffmpeg")
 def build_ffmpeg_cmd(
     backends: Annotated[str, typer.Option(help="DNN backends to compile in, comma-separated "
-                                               "(onnx,torch,tensorflow or none).")]
-    = "onnx,torch,tensorflow",
+                                               "(onnx,openvino,torch,tensorflow or none; "
+                                               "torch and tensorflow slow every ffmpeg start).")]
+    = "onnx,openvino",
     cuda: Annotated[bool, typer.Option(help="Link CUDA LibTorch and NVENC/NVDEC.")] = False,
     source: Annotated[str, typer.Option(help="FFmpeg source: 'debian' (Debian's archive), "
                                              "a tarball path or a URL; sha256 is checked.")]
@@ -91,7 +93,8 @@ def doctor() -> None:
 
 @app.command("convert-model")
 def convert_model_cmd(
-    name: Annotated[str | None, typer.Argument(help="Zoo model name (see `ffsr models`).")] = None,
+    name: Annotated[str | None, typer.Argument(help="Zoo model name (see `ffsr models`).",
+                                               autocompletion=zoo_names)] = None,
     checkpoint: Annotated[Path | None, typer.Option(
         help="Your own checkpoint: TF .ckpt directory, .pth, .safetensors or .onnx.")] = None,
     arch: Annotated[str | None, typer.Option(help="Architecture (espcn, srcnn for TF "
@@ -100,8 +103,9 @@ def convert_model_cmd(
     out_dir: Annotated[Path | None, typer.Option("--out-dir", "-o",
                                                  help="Where to write (default: ~/.cache/ffsr/models).")]
     = None,
-    backends: Annotated[str, typer.Option(help="Formats: onnx,torch,tensorflow.")]
-    = "onnx,torch,tensorflow",
+    backends: Annotated[str, typer.Option(help="Backends to convert for: onnx,openvino,torch,"
+                                               "tensorflow (openvino reads the .onnx).")]
+    = "onnx,openvino,torch,tensorflow",
     verify_clip: Annotated[Path | None, typer.Option(help="Clip whose frames verify the outputs.")]
     = None,
     model_name: Annotated[str | None, typer.Option("--name", help="Name of the converted model.")]
@@ -131,8 +135,11 @@ def convert_model_cmd(
 
 ModelOpt = Annotated[list[str], typer.Option("--model", "-m", help=(
     "Model name (zoo or converted) or card path; repeat to chain models, e.g. a 1x "
-    "clean-up model then a 2x model."))]
-BackendOpt = Annotated[str, typer.Option(help="DNN backend: auto, onnx, torch or tensorflow.")]
+    "clean-up model then a 2x model."), autocompletion=model_names)]
+BackendOpt = Annotated[str, typer.Option(help="DNN backend: auto (the fastest this machine "
+                                               "runs), openvino, onnx, torch or tensorflow.")]
+PrecisionOpt = Annotated[str, typer.Option(help="Inference precision: auto (bf16 where the CPU "
+                                                "has bf16 units, with openvino), f32 or bf16.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda (checked in ffmpeg's log).")]
 FpsOpt = Annotated[str | None, typer.Option(help="New frame rate, e.g. 60 or 30000/1001.")]
 InterpOpt = Annotated[str, typer.Option(help="minterpolate (motion compensated), framerate "
@@ -155,10 +162,13 @@ def _fps(value: str | None) -> Fraction | None:
 
 @app.command()
 def upscale(
-    input: Annotated[Path, typer.Argument(help="Input video, GIF or image sequence.")],
+    inputs: Annotated[list[Path], typer.Argument(
+        metavar="INPUT", help="Input video, GIF or image sequence; several files, a folder or "
+        "a quoted glob make a batch (then -o is a folder and names are kept).")],
     model: ModelOpt,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file "
-                                                "(.mp4 .mkv .mov .gif .apng .y4m).")] = None,
+                                                "(.mp4 .mkv .mov .webm .gif .png .apng .y4m), or folder "
+                                                "for a batch.")] = None,
     scale: Annotated[int | None, typer.Option(help="Required total scale (checked against "
                                                    "the models).")] = None,
     width: Annotated[int | None, typer.Option(help="Final width (lanczos after the models).")]
@@ -169,21 +179,30 @@ def upscale(
     interpolate_after: Annotated[bool, typer.Option(help="Interpolate after upscaling "
                                                          "(slower, on more pixels).")] = False,
     backend: BackendOpt = "auto",
+    precision: PrecisionOpt = "auto",
     device: DeviceOpt = "cpu",
     form: FormOpt = "compact",
     deinterlace: Annotated[bool, typer.Option(help="bwdif before the models.")] = False,
     dedupe: Annotated[bool, typer.Option(help="mpdecimate: drop duplicate frames first.")]
     = False,
-    encoder: Annotated[str | None, typer.Option(help="Video encoder (default per container: "
-                                                     "libx264, gif, apng, ffv1 …).")] = None,
-    crf: Annotated[int | None, typer.Option(help="Quality for x264/NVENC (default 18).")] = None,
-    preset: Annotated[str | None, typer.Option(help="Encoder preset.")] = None,
+    encoder: Annotated[str | None, typer.Option(help="Video encoder: libx264 (default for "
+                                                     ".mp4/.mkv/.mov), libx265, libsvtav1, "
+                                                     "libvpx-vp9 (default for .webm), ffv1 …")] = None,
+    pix_fmt: Annotated[str | None, typer.Option(help="Output pixel format, e.g. yuv420p10le "
+                                                     "(10-bit output from 8-bit processing).")]
+    = None,
+    crf: Annotated[int | None, typer.Option(help="Quality, lower is better (default: x264 18, "
+                                                 "x265 20, SVT-AV1 30, VP9 31, NVENC 19).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Speed preset (default: x264/x265 medium, "
+                                                    "SVT-AV1 8, VP9 cpu-used 4).")] = None,
     runtime: Annotated[str, typer.Option(help="local (ffsr-built ffmpeg) or docker (the ffsr "
                                               "image).")] = "local",
     image: Annotated[str | None, typer.Option(help="Docker image for --runtime docker.")] = None,
     frames: Annotated[int | None, typer.Option(help="Stop after N frames (preview).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the ffmpeg command, run nothing.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout "
+                                                          "(keys and exit codes: README).")] = False,
 ) -> None:
     """Upscale a video with neural models in one ffmpeg process (audio and subtitles kept)."""
     from rich.progress import (
@@ -195,17 +214,29 @@ def upscale(
         TimeRemainingColumn,
     )
 
+    from ffsr.batch import collect_batch
     from ffsr.progress import ProgressUpdate
+    from ffsr.result_json import json_errors
     from ffsr.upscale_job import UpscaleRequest, plan_upscale, run_upscale
 
+    with json_errors(json_out):
+        batch = collect_batch(inputs, output)
+    input, output = batch.items[0].input, batch.items[0].output
     if runtime not in ("local", "docker"):
         raise FfsrError(f"Unknown runtime '{runtime}'; choose local or docker.")
     req = UpscaleRequest(
-        input=input, models=model, output=output, backend=backend, device=device, scale=scale,
+        input=input, models=model, output=output, backend=backend, precision=precision,
+        device=device, scale=scale,
         width=width, height=height, fps=_fps(fps), interpolation=interpolation,
         interpolate_after=interpolate_after, y_form=form, deinterlace=deinterlace,
-        dedupe=dedupe, encoder=encoder, crf=crf, preset=preset, overwrite=overwrite,
-        runtime=runtime, image=image, frames=frames)
+        dedupe=dedupe, encoder=encoder, pix_fmt=pix_fmt, crf=crf, preset=preset,
+        overwrite=overwrite, runtime=runtime, image=image, frames=frames)
+    if batch.is_batch or json_out:
+        from ffsr.cli_batch import run_batch_cli
+
+        with json_errors(json_out):
+            status = run_batch_cli(req, batch, console, json_out=json_out, dry_run=dry_run)
+        raise typer.Exit(status)
     plan = plan_upscale(req, log=console.print)
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -216,7 +247,8 @@ def upscale(
                   TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(),
                   TextColumn("ETA"), TimeRemainingColumn(), console=console,
                   transient=False) as progress:
-        task = progress.add_task(f"{plan.backend} {plan.request.input.name}", total=plan.expected_frames,
+        what = f"{plan.backend}/{plan.precision}" if plan.precision else plan.backend
+        task = progress.add_task(f"{what} {plan.request.input.name}", total=plan.expected_frames,
                                  fps=0.0)
 
         def on_progress(update: ProgressUpdate) -> None:
@@ -233,6 +265,7 @@ def graph(
     fps: FpsOpt = None,
     interpolation: InterpOpt = "minterpolate",
     backend: BackendOpt = "auto",
+    precision: PrecisionOpt = "auto",
     device: DeviceOpt = "cpu",
     form: FormOpt = "compact",
     width: Annotated[int | None, typer.Option(help="Final width.")] = None,
@@ -246,25 +279,66 @@ def graph(
     = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output for --command.")]
     = None,
+    runtime: Annotated[str, typer.Option(help="local, or docker: model paths inside the ffsr "
+                                              "image; with --command the whole `docker run` line.")]
+    = "local",
+    image: Annotated[str | None, typer.Option(help="Image for --runtime docker --command.")] = None,
+    model_dir: Annotated[str | None, typer.Option(help="Write model paths as DIR/<model>/<file> "
+                                                       "(relative stays relative): a graph for "
+                                                       "another machine.")] = None,
 ) -> None:
     """Print the filter graph (or the whole ffmpeg command) that `ffsr upscale` runs."""
+    from ffsr.docker_command import command_line, graph_model_dir, mounts_hint, output_note
+
+    model_root = graph_model_dir(runtime, model_dir, command)
     from ffsr.ffmpeg_tools import capabilities, choose_ffmpeg
     from ffsr.filtergraph import GraphOptions, render_graph
-    from ffsr.upscale_job import UpscaleRequest, choose_backend, plan_upscale, resolve_cards
+    from ffsr.precision import resolve_precision
+    from ffsr.upscale_job import (
+        UpscaleRequest,
+        choose_backend,
+        needs_backends,
+        plan_upscale,
+        requested_backend,
+        resolve_cards,
+    )
 
     if command:
         if input is None:
             raise FfsrError("--command needs --input (and optionally --output).")
         req = UpscaleRequest(input=input, models=model, output=output, backend=backend,
-                             device=device, fps=_fps(fps), interpolation=interpolation,
-                             y_form=form, width=width, height=height, overwrite=True)
-        print(plan_upscale(req, log=console.print).command_line())
+                             precision=precision, device=device, fps=_fps(fps), interpolation=interpolation,
+                             y_form=form, width=width, height=height, overwrite=True,
+                             runtime=runtime, image=image)
+        plan = plan_upscale(req, log=console.print)
+        if note := output_note(plan):
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
+        print(command_line(plan))
         return
     cards = resolve_cards(model, log=console.print)
-    chosen = choose_backend(backend, cards, capabilities(choose_ffmpeg().ffmpeg))
+    ffmpeg = choose_ffmpeg(needs_backends(backend, form)).ffmpeg
+    chosen = choose_backend(requested_backend(backend, form), cards, capabilities(ffmpeg), device)
     print(render_graph(cards, GraphOptions(
-        backend=chosen, device=device, y_form=form, fps=_fps(fps), interpolation=interpolation,
-        width=width, height=height, alpha=alpha, in_label=in_label, out_label=out_label)))
+        backend=chosen, device=device, precision=resolve_precision(precision, chosen, device),
+        y_form=form, fps=_fps(fps), interpolation=interpolation,
+        width=width, height=height, alpha=alpha, in_label=in_label, out_label=out_label,
+        model_dir=model_root)))
+    if runtime == "docker":
+        console.print(mounts_hint(cards), highlight=False)
+
+
+@app.command("env")
+def env_cmd(
+    shell: Annotated[str | None, typer.Option(help="bash, zsh, fish or sh (default: from $SHELL).")]
+    = None,
+    unset: Annotated[bool, typer.Option("--unset", help="Take ffsr's ffmpeg off PATH again.")]
+    = False,
+) -> None:
+    """Shell code that puts ffsr's ffmpeg and ffprobe first on PATH, for your own scripts:
+    eval "$(ffsr env)" (fish: ffsr env | source)."""
+    from ffsr.shell_env import detect_shell, env_script
+
+    print(env_script(detect_shell(shell), unset=unset), end="")
 
 
 @app.command()
@@ -378,11 +452,18 @@ def build_image_cmd(
 
 
 def main() -> None:
-    """Console entry point: user errors become one sentence and a non-zero exit."""
+    """Console entry point: user errors become one sentence and a non-zero exit; a stop
+    signal (after ffmpeg and any container are stopped) exits with 128 + its number."""
+    from ffsr.signals import Stopped, stop_on_signals
+
     try:
-        app()
+        with stop_on_signals():
+            app()
     except FfsrError as e:
         console.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(e.exit_code)
+    except Stopped as e:
+        console.print(f"[red]stopped[/] ({e.name})", highlight=False)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")

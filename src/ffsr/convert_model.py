@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from ffsr.backends import ALL_BACKENDS
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import capabilities, choose_ffmpeg
 from ffsr.model_card import ModelCard
@@ -81,7 +82,7 @@ def _verify_clip(clip: Path | None) -> Path:
 
 
 def convert_zoo_model(name: str, out_dir: Path | None = None, *, backends: tuple[str, ...] =
-                      ("onnx", "torch", "tensorflow"), verify_clip: Path | None = None,
+                      ALL_BACKENDS, verify_clip: Path | None = None,
                       runtime: str = "auto", image: str | None = None,
                       log: Callable[[str], None] = print) -> ModelCard:
     """Convert a zoo model from its pinned checkpoint (sha256 checked first)."""
@@ -104,7 +105,7 @@ def convert_zoo_model(name: str, out_dir: Path | None = None, *, backends: tuple
 
 def convert_checkpoint(path: Path, *, name: str | None = None, arch: str | None = None,
                        scale: int | None = None, out_dir: Path | None = None,
-                       backends: tuple[str, ...] = ("onnx", "torch", "tensorflow"),
+                       backends: tuple[str, ...] = ALL_BACKENDS,
                        verify_clip: Path | None = None, licence: str = "unknown",
                        runtime: str = "auto", image: str | None = None,
                        log: Callable[[str], None] = print) -> ModelCard:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 
 from ffsr.backends import BACKENDS
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import capabilities, choose_ffmpeg
+from ffsr.gpu_report import gpu_lines
 from ffsr.versions import installed_versions
 
 KEY_FILTERS = ("dnn_processing", "sr", "extractplanes", "mergeplanes", "scale", "minterpolate")
@@ -43,17 +42,6 @@ def docker_status() -> tuple[bool, str]:
     return True, f"engine {version} reachable"
 
 
-def gpu_status() -> tuple[bool, str]:
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return False, "no NVIDIA GPU visible (nvidia-smi not found)"
-    out = subprocess.run([smi, "-L"], capture_output=True, text=True)
-    gpus = [line for line in out.stdout.splitlines() if line.startswith("GPU ")]
-    if out.returncode != 0 or not gpus:
-        return False, "nvidia-smi found no GPU"
-    return True, "; ".join(gpus)
-
-
 def run_doctor() -> DoctorReport:
     report = DoctorReport()
     try:
@@ -76,10 +64,14 @@ def run_doctor() -> DoctorReport:
         report.can_upscale = bool(caps.dnn_backends) and "dnn_processing" in caps.filters
         if not report.can_upscale:
             report.add("upscale", False, "this ffmpeg has no DNN backend: run `ffsr build-ffmpeg`")
+    if choice:
+        from ffsr.shell_env import path_status
+
+        report.add("ffmpeg on PATH", *path_status())
     ok, detail = docker_status()
     report.add("docker", ok, detail)
-    ok, detail = gpu_status()
-    report.add("gpu", ok, detail)
+    for line in gpu_lines(choice.ffmpeg if choice else None, docker=ok):
+        report.add(line.name, line.ok, line.detail)
     versions = installed_versions(RUNTIME_DISTRIBUTIONS)
     report.add("runtimes", bool(versions),
                ", ".join(f"{k} {v}" for k, v in versions.items()) or "none installed")

@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,15 +21,22 @@ from ffsr.versions import ffmpeg_version, installed_versions, pinned
 BUILD_SCRIPT = DOCKER_DIR / "build-ffmpeg.sh"
 COMPLETE_MARKER = "ffsr-build.json"
 # The runtime wheel each backend links against (its version is part of the cache key).
-RUNTIME_DISTRIBUTIONS = {"onnx": ("onnxruntime", "onnxruntime-gpu"), "torch": ("torch",),
+RUNTIME_DISTRIBUTIONS = {"onnx": ("onnxruntime", "onnxruntime-gpu"), "openvino": ("openvino",),
+                         "torch": ("torch",),
                          "tensorflow": ("tensorflow",)}
+
+
+# The default build links only the fast CPU/GPU runtimes: every start of a binary linked to
+# LibTorch (a CUDA build from PyPI) and TensorFlow costs ~0.9 s of library loading and
+# static initialisers, measured with perf (docs/ffmpeg-dnn.md). `--backends` adds them.
+DEFAULT_BACKENDS = ("onnx", "openvino")
 
 
 @dataclass(frozen=True)
 class BuildConfig:
     """What one native build is made of."""
 
-    backends: tuple[str, ...] = ("onnx", "torch", "tensorflow")
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
     cuda: bool = False
     python: str = sys.executable
     source: str = "debian"
@@ -83,12 +90,20 @@ def cached_build(config: BuildConfig) -> Path | None:
     return None
 
 
-def latest_build() -> Path | None:
-    """The most recently finished build in the cache, whatever its configuration."""
+def _built_backends(prefix: Path) -> set[str]:
+    try:
+        return set(json.loads((prefix / COMPLETE_MARKER).read_text()).get("backends", []))
+    except (OSError, ValueError):
+        return set()
+
+
+def latest_build(needs: Collection[str] = ()) -> Path | None:
+    """The most recently finished build in the cache that has the ``needs`` backends."""
     root = ffmpeg_builds_dir()
     if not root.is_dir():
         return None
-    done = [p for p in root.iterdir() if (p / COMPLETE_MARKER).is_file()]
+    done = [p for p in root.iterdir() if (p / COMPLETE_MARKER).is_file()
+            and (p / "bin" / "ffmpeg").is_file() and set(needs) <= _built_backends(p)]
     if not done:
         return None
     newest = max(done, key=lambda p: (p / COMPLETE_MARKER).stat().st_mtime)

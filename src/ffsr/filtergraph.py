@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
+from pathlib import PurePosixPath
 
 import jinja2
 
@@ -46,6 +47,11 @@ class GraphOptions:
     in_label: str | None = None
     out_label: str | None = None
     backend_options: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    model_dir: str | None = None
+    """Write model paths as ``model_dir/<model name>/<file>`` (relative stays relative) instead
+    of this machine's absolute paths: for graphs run in a container or on another machine."""
+    precision: str | None = None
+    """Inference precision for backends that have the choice (see ffsr.precision)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,8 @@ def model_step(card: ModelCard, index: int, opts: GraphOptions) -> ModelStep:
         raise FfsrError("The sr filter runs only Y-channel models on the tensorflow backend "
                         f"({card.name} is {card.color.upper()}, backend {backend.name}).")
     mf = card.file_for(backend.name)
-    path = str(card.path_for(backend.name))
+    path = (str(PurePosixPath(opts.model_dir) / card.name / mf.path) if opts.model_dir
+            else str(card.path_for(backend.name)))
     def step(template: str, filter_name: str, options: str, prescale: int) -> ModelStep:
         return ModelStep(id=f"m{index}", template=template, filter=filter_name, options=options,
                          prescale=prescale, model_scale=card.model_scale,
@@ -118,6 +125,8 @@ def model_step(card: ModelCard, index: int, opts: GraphOptions) -> ModelStep:
         pairs += [("input", mf.input), ("output", mf.output)]
     if opts.device != "cpu":
         pairs.append(("device", opts.device))
+    if opts.precision and backend.precision_option:
+        pairs.append((backend.precision_option, opts.precision))
     pairs += list(backend.tuning) + list(opts.backend_options)
     options = _protect(filter_options(pairs))
     if mf.channels == 3:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,6 +27,9 @@ class VideoInfo:
     codec: str
     has_audio: bool
     bits_per_raw_sample: int | None
+    index: int = 0
+    """The stream's index in the file (cover art and other attached pictures are skipped)."""
+    audio_codecs: tuple[str, ...] = ()
 
     @property
     def is_high_bit_depth(self) -> bool:
@@ -40,10 +44,12 @@ class VideoInfo:
 
 def probe(ffprobe: Path, path: Path) -> VideoInfo:
     """Facts about the first video stream; a clear error for missing or unreadable files."""
-    if not path.exists():
+    if not path.exists() and not is_sequence_pattern(path):
         raise FfsrError(f"Input file not found: {path}")
     if path.is_dir():
         raise FfsrError(f"Input is a directory, not a video file: {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise FfsrError(f"{path} is empty (0 bytes).")
     out = subprocess.run(
         [str(ffprobe), "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
         capture_output=True, text=True)
@@ -52,12 +58,12 @@ def probe(ffprobe: Path, path: Path) -> VideoInfo:
         raise FfsrError(f"{path} is not a readable video ({first.split(': ', 1)[-1]}).")
     data = json.loads(out.stdout or "{}")
     streams = data.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    videos = [s for s in streams if s.get("codec_type") == "video"]
+    video = next((s for s in videos if not s.get("disposition", {}).get("attached_pic")), None)
     if video is None:
-        raise FfsrError(f"{path} has no video stream.")
-    rate = Fraction(video.get("avg_frame_rate") or "0/1")
-    if rate == 0:
-        rate = Fraction(video.get("r_frame_rate") or "0/1")
+        only = " (only cover art)" if videos else ""
+        raise FfsrError(f"{path} has no video stream{only}.")
+    rate = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
     nb = video.get("nb_frames")
     dur = video.get("duration") or data.get("format", {}).get("duration")
     bits = video.get("bits_per_raw_sample")
@@ -68,7 +74,44 @@ def probe(ffprobe: Path, path: Path) -> VideoInfo:
         duration=float(dur) if dur else None, codec=video.get("codec_name", "?"),
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
         bits_per_raw_sample=int(bits) if bits and str(bits).isdigit() else None,
+        index=int(video.get("index", 0)),
+        audio_codecs=tuple(str(s.get("codec_name", "?")) for s in streams
+                           if s.get("codec_type") == "audio"),
     )
+
+
+def _rate(text: str | None) -> Fraction:
+    try:
+        return Fraction(text or "0/1")
+    except (ValueError, ZeroDivisionError):
+        return Fraction(0)
+
+
+def is_sequence_pattern(path: Path) -> bool:
+    """An image-sequence pattern such as ``img%03d.png`` whose first files exist."""
+    m = re.search(r"%(0?)(\d*)d", path.name)
+    if not m or not path.parent.is_dir():
+        return False
+    digits = r"\d" + (f"{{{m.group(2)}}}" if m.group(1) and m.group(2) else "+")
+    name = re.compile(re.escape(path.name[:m.start()]) + digits + re.escape(path.name[m.end():]) + "$")
+    return any(name.match(p.name) for p in path.parent.iterdir())
+
+
+def expected_frames(ffprobe: Path, path: Path, info: VideoInfo, fps: Fraction | None = None) -> int | None:
+    """The frames ``path`` should give (at ``fps`` when a new rate is asked for); None when
+    it cannot be known. Without a count in the container (Matroska, GIF, sequences) the
+    packets are counted, demuxing only: duration x rate is wrong for variable-rate video
+    (phones, screen recordings), and Matroska reports their rate as constant."""
+    if fps and info.duration:
+        return int(round(info.duration * fps))
+    if info.frames is not None:
+        return info.frames
+    out = subprocess.run(
+        [str(ffprobe), "-v", "error", "-count_packets", "-select_streams", str(info.index),
+         "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True)
+    first = out.stdout.strip().split(",")[0]
+    return int(first) if out.returncode == 0 and first.isdigit() else None
 
 
 def count_frames(ffprobe: Path, path: Path) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -13,6 +14,10 @@ from pathlib import Path
 
 from ffsr.errors import FfsrError
 from ffsr.progress import ProgressUpdate, parse_progress
+from ffsr.signals import die_with_parent
+
+STOP_TIMEOUT_S = 10
+"""How long ffmpeg (or a container) gets to stop on SIGTERM before it is killed."""
 
 
 @dataclass
@@ -24,25 +29,35 @@ class RunResult:
 
 def run_local(argv: Sequence[str], log_path: Path,
               on_progress: Callable[[ProgressUpdate], None] | None = None) -> RunResult:
-    """Run ffmpeg with ``-progress pipe:1``; stderr goes to ``log_path``; Ctrl-C stops it."""
+    """Run ffmpeg with ``-progress pipe:1``; stderr goes to ``log_path``. Whatever ends
+    ffsr's wait (Ctrl-C, a stop signal, an error) stops ffmpeg before it propagates."""
     with open(log_path, "w") as log:
         try:
             proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=log, text=True,
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, preexec_fn=die_with_parent())
         except OSError as e:
             raise FfsrError(f"Cannot start {argv[0]}: {e.strerror}.") from e
         assert proc.stdout is not None
         try:
             frames = parse_progress(proc.stdout, on_progress or (lambda _: None))
             rc = proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        except BaseException:
+            stop_process(proc)
             raise
     return RunResult(rc, frames, log_path.read_text(errors="replace"))
+
+
+def stop_process(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM (ffmpeg finishes cleanly), then SIGKILL after STOP_TIMEOUT_S; always reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,7 @@ class Mount:
 def writable_staging(parent: Path) -> Iterator[Path]:
     """A temporary folder in ``parent`` that the image's non-root user can write; removed
     afterwards, so whatever the container leaves there never looks like a finished file."""
-    staging = Path(tempfile.mkdtemp(prefix=".ffsr-staging-", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=".ffsr-staging-", dir=parent.resolve()))
     try:
         staging.chmod(0o777)
         yield staging
@@ -77,6 +92,7 @@ def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu:
     stdout lines while it runs; returns (exit status, stderr)."""
     from docker.errors import DockerException, ImageNotFound
 
+    from ffsr.docker_gpu import start_container
     from ffsr.image import connect, engine_error
 
     api = connect(timeout=600)
@@ -86,10 +102,12 @@ def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu:
         raise FfsrError(f"Docker image {image} not found: run `ffsr build-image` first.") from None
     device_requests = []
     if gpu:
-        from docker.types import DeviceRequest
+        from ffsr.docker_gpu import device_requests as gpu_device_requests
+        from ffsr.docker_gpu import engine_gpu_support
 
-        device_requests = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    binds = {str(m.host): {"bind": m.container, "mode": "ro" if m.read_only else "rw"}
+        device_requests = gpu_device_requests(engine_gpu_support(api.info()))
+    # Absolute host paths only: Docker takes a relative one for the name of a volume.
+    binds = {str(m.host.resolve()): {"bind": m.container, "mode": "ro" if m.read_only else "rw"}
              for m in mounts}
     try:
         host_config = api.create_host_config(binds=binds, network_mode="none",
@@ -101,7 +119,7 @@ def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu:
     except DockerException as e:
         raise engine_error(e, "create the container") from None
     try:
-        api.start(cid)
+        start_container(api, cid)
         stream = api.logs(cid, stream=True, follow=True, stdout=True, stderr=False)
         lines = (line for chunk in stream for line in chunk.decode(errors="replace").splitlines())
         if on_stdout:
@@ -111,11 +129,14 @@ def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu:
                 pass
         rc = int(api.wait(cid).get("StatusCode", 1))
         err = api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
-    except KeyboardInterrupt:
-        api.stop(cid, timeout=5)
+    except BaseException:
+        # Ctrl-C, a stop signal or a lost stream: the container must not run on.
+        with contextlib.suppress(Exception):
+            api.stop(cid, timeout=STOP_TIMEOUT_S)
         raise
     finally:
-        api.remove_container(cid, force=True)
+        with contextlib.suppress(Exception):
+            api.remove_container(cid, force=True)
     return rc, err
 
 

@@ -7,6 +7,7 @@ it); ``run_upscale`` runs it into a temporary file that is renamed only on succe
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import time
 from collections.abc import Callable, Sequence
@@ -17,15 +18,18 @@ from pathlib import Path
 import ffmpeg as ffmpeg_python
 
 from ffsr.backends import get_backend
-from ffsr.encoding import encoder_args, output_kind
+from ffsr.encoding import audio_args, encoder_args, output_kind
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import Capabilities, capabilities, choose_ffmpeg
 from ffsr.filtergraph import GraphOptions, render_graph
-from ffsr.media import VideoInfo, probe
+from ffsr.gpu import require_backend_cuda, require_local_gpu, wants_gpu
+from ffsr.media import VideoInfo, expected_frames, probe
 from ffsr.model_card import ModelCard, find_card
 from ffsr.paths import cache_dir
+from ffsr.precision import resolve_precision
 from ffsr.progress import ProgressUpdate
 from ffsr.runtime import Mount, run_docker, run_local, writable_staging
+from ffsr.signals import stop_on_signals
 
 CONTAINER_IN, CONTAINER_OUT, CONTAINER_MODELS = "/in", "/out", "/models"
 GPU_DEVICES = ("cuda",)
@@ -38,6 +42,8 @@ class UpscaleRequest:
     output: Path | None = None
     backend: str = "auto"
     device: str = "cpu"
+    precision: str = "auto"
+    """auto: bf16 where the CPU has bf16 units and the backend can (OpenVINO), else f32."""
     scale: int | None = None
     width: int | None = None
     height: int | None = None
@@ -49,6 +55,8 @@ class UpscaleRequest:
     deinterlace: bool = False
     dedupe: bool = False
     encoder: str | None = None
+    pix_fmt: str | None = None
+    """Output pixel format, e.g. yuv420p10le: 10-bit output from 8-bit processing."""
     crf: int | None = None
     preset: str | None = None
     overwrite: bool = False
@@ -71,6 +79,8 @@ class UpscalePlan:
     expected_frames: int | None
     notes: list[str] = field(default_factory=list)
     mounts: list[Mount] = field(default_factory=list)
+    precision: str | None = None
+    """What the plan asks the backend for (None: the model's own f32)."""
 
     def command_line(self) -> str:
         """The command as a user would paste it: final output path, no progress pipe."""
@@ -79,9 +89,37 @@ class UpscalePlan:
         return shlex.join(argv)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
 def default_output(src: Path, scale: int) -> Path:
-    suffix = src.suffix.lower() if src.suffix.lower() in (".gif", ".mkv", ".mov") else ".mp4"
-    return src.with_name(f"{src.stem}_x{scale}{suffix}")
+    """<name>_x<scale>: GIF, MKV, MOV and WebM keep their container, stills become PNG, the
+    rest MP4; an image-sequence pattern (img%03d.png) names a video after its prefix."""
+    suffix = src.suffix.lower()
+    stem = src.stem
+    if "%" in stem:
+        stem = stem.split("%", 1)[0].rstrip("_-. ") or "sequence"
+        suffix = ".mp4"
+    elif suffix in IMAGE_SUFFIXES:
+        suffix = ".png"
+    elif suffix not in (".gif", ".mkv", ".mov", ".webm"):
+        suffix = ".mp4"
+    return src.with_name(f"{stem}_x{scale}{suffix}")
+
+
+def check_model_files(cards: Sequence[ModelCard], backend: str) -> None:
+    """The file each card names for ``backend`` is the one conversion verified (sha256)."""
+    from ffsr.zoo import sha256_file
+
+    for card in cards:
+        path = card.path_for(backend)
+        if not path.is_file():
+            raise FfsrError(f"Model {card.name}'s {backend} file is missing ({path}); convert it "
+                            f"again with `ffsr convert-model`.")
+        if sha256_file(path) != card.file_for(backend).sha256:
+            raise FfsrError(f"Model {card.name}'s {backend} file changed after conversion (its "
+                            f"sha256 no longer matches the card): convert it again with "
+                            f"`ffsr convert-model`.")
 
 
 def resolve_cards(models: Sequence[str], log: Callable[[str], None]) -> list[ModelCard]:
@@ -103,9 +141,14 @@ def resolve_cards(models: Sequence[str], log: Callable[[str], None]) -> list[Mod
     return cards
 
 
-def choose_backend(requested: str, cards: Sequence[ModelCard], caps: Capabilities) -> str:
-    """'auto': the first of onnx, torch, tensorflow that every model has and ffmpeg runs."""
-    candidates = [requested] if requested != "auto" else ["onnx", "torch", "tensorflow"]
+# Fastest first, as measured in benchmarks/results (OpenVINO 1.7-2.5x ONNX Runtime on CPUs).
+AUTO_ORDER = {"cpu": ("openvino", "onnx", "torch", "tensorflow"), "cuda": ("onnx", "torch")}
+
+
+def choose_backend(requested: str, cards: Sequence[ModelCard], caps: Capabilities,
+                   device: str = "cpu") -> str:
+    """'auto': the fastest backend for ``device`` that every model has and ffmpeg runs."""
+    candidates = [requested] if requested != "auto" else list(AUTO_ORDER.get(device, ("onnx",)))
     for name in candidates:
         get_backend(name)
         if all(name in c.files for c in cards) and name in caps.dnn_backends:
@@ -119,24 +162,40 @@ def choose_backend(requested: str, cards: Sequence[ModelCard], caps: Capabilitie
     raise FfsrError(f"No DNN backend fits: this ffmpeg has {have}; run `ffsr build-ffmpeg`.")
 
 
+def requested_backend(backend: str, y_form: str) -> str:
+    """The backend asked for: the sr filter exists only on TensorFlow, so --form sr means it."""
+    return "tensorflow" if y_form == "sr" and backend == "auto" else backend
+
+
+def needs_backends(backend: str, y_form: str) -> set[str]:
+    """Backends the binary must have (auto takes whatever the default build has)."""
+    requested = requested_backend(backend, y_form)
+    return set() if requested == "auto" else {requested}
+
+
 def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: None) -> UpscalePlan:
     if req.device not in ("cpu", *GPU_DEVICES):
         raise FfsrError(f"Unknown device '{req.device}'; choose cpu or cuda.")
-    if req.device in GPU_DEVICES and req.runtime == "local":
-        from ffsr.doctor import gpu_status
+    if wants_gpu(req.device, req.encoder):  # before any work: one sentence naming the fix
+        if req.runtime == "docker":
+            from ffsr.docker_gpu import require_docker_gpu
 
-        visible, detail = gpu_status()
-        if not visible:
-            raise FfsrError(f"--device {req.device} was asked for, but {detail}.")
-    choice = choose_ffmpeg()
+            require_docker_gpu(req.image, req.device, req.encoder)
+        else:
+            require_local_gpu(req.device, req.encoder)
+    choice = choose_ffmpeg(needs_backends(req.backend, req.y_form))
     info = probe(choice.ffprobe, req.input)
     if info.frames == 0 or (info.duration is not None and info.duration <= 0):
         raise FfsrError(f"{req.input} has no video frames.")
     caps = capabilities(choice.ffmpeg)
     cards = resolve_cards(req.models, log)
-    backend = choose_backend(req.backend, cards, caps)
+    backend = choose_backend(requested_backend(req.backend, req.y_form), cards, caps, req.device)
+    check_model_files(cards, backend)
+    precision = resolve_precision(req.precision, backend, req.device)
     if req.device in GPU_DEVICES and not get_backend(backend).gpu_log_pattern:
         raise FfsrError(f"The {backend} backend cannot be checked to run on a GPU; use onnx or torch.")
+    if req.device in GPU_DEVICES and req.runtime == "local":
+        require_backend_cuda(choice.ffmpeg, backend)
     total = 1
     for c in cards:
         total *= c.scale
@@ -146,8 +205,9 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
                         "pick a model of that scale, or use --width/--height for a final resize.")
     notes = []
     if info.is_high_bit_depth:
+        written = f"written as {req.pix_fmt}" if req.pix_fmt else "written in 8 bits"
         notes.append(f"{info.pix_fmt} input: FFmpeg's DNN filters take 8-bit frames, so it is "
-                     "processed and written in 8 bits.")
+                     f"processed in 8 bits and {written}.")
     output = req.output or default_output(req.input, total)
     kind = output_kind(output)
     if output.resolve() == req.input.resolve():
@@ -156,17 +216,22 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         raise FfsrError(f"{output} exists; pass --overwrite to replace it.")
     if not output.parent.is_dir():
         raise FfsrError(f"Output folder does not exist: {output.parent}")
+    if not os.access(output.parent, os.W_OK | os.X_OK):
+        raise FfsrError(f"Output folder is not writable: {output.parent}")
     alpha = info.has_alpha and kind.alpha
     in_docker = req.runtime == "docker"
     model_root = CONTAINER_MODELS if in_docker else None
     graph_cards = [replace(c, directory=Path(model_root) / c.name) if model_root else c
                    for c in cards]
     graph = render_graph(graph_cards, GraphOptions(
-        backend=backend, device=req.device, y_form=req.y_form, chroma_scaler=req.chroma_scaler,
-        fps=req.fps, interpolation=req.interpolation, interpolate_after=req.interpolate_after,
+        backend=backend, device=req.device, precision=precision, y_form=req.y_form,
+        chroma_scaler=req.chroma_scaler, fps=req.fps, interpolation=req.interpolation,
+        interpolate_after=req.interpolate_after,
         width=req.width, height=req.height, deinterlace=req.deinterlace, dedupe=req.dedupe,
-        alpha=alpha, gif_palette=kind.gif, in_label="0:v:0", out_label="vout"))
-    partial = output.with_name(f".{output.stem}.ffsr-partial{output.suffix}")
+        alpha=alpha, gif_palette=kind.gif, in_label=f"0:{info.index}", out_label="vout"))
+    # One partial file per run: two runs writing the same output never share one.
+    partial = output.with_name(f".{output.stem}.ffsr-partial-{os.getpid()}-{secrets.token_hex(3)}"
+                               f"{output.suffix}")
     src = f"{CONTAINER_IN}/{req.input.name}" if in_docker else str(req.input)
     dst = f"{CONTAINER_OUT}/{partial.name}" if in_docker else str(partial)
     out_kwargs: dict[str, object] = {"map_metadata": 0}
@@ -174,7 +239,8 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
     outputs = [stream["v:0"]]
     if kind.audio and info.has_audio:
         outputs.append(stream["a?"])
-        out_kwargs["c:a"] = "copy"
+        audio = audio_args(kind, info.audio_codecs, caps.encoders)
+        out_kwargs.update(zip((k.lstrip("-") for k in audio[::2]), audio[1::2], strict=True))
     if kind.subtitle_codec:
         outputs.append(stream["s?"])
         out_kwargs["c:s"] = kind.subtitle_codec
@@ -182,7 +248,8 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         out_kwargs["fps_mode"] = "cfr"
     if req.frames:
         out_kwargs["frames:v"] = req.frames
-    enc = encoder_args(kind, req.encoder, req.crf, req.preset, alpha, caps.encoders)
+    enc = encoder_args(kind, req.encoder, req.crf, req.preset, alpha, caps.encoders,
+                       pix_fmt=req.pix_fmt, suffix=output.suffix.lower())
     out_kwargs.update(zip((k.lstrip("-") for k in enc[::2]), enc[1::2], strict=True))
     argv = ffmpeg_python.output(*outputs, dst, **out_kwargs).compile(cmd="ffmpeg")
     # ffmpeg-python names the filter graph itself; ffsr's graph comes from the templates,
@@ -193,20 +260,28 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         argv[0] = "ffmpeg"
     else:
         argv[0] = str(choice.ffmpeg)
-    expected = info.frames
-    if expected is None and info.duration and info.frame_rate:
-        expected = int(round(info.duration * info.frame_rate))
-    if expected and req.fps and info.frame_rate:
-        expected = int(round(expected * req.fps / info.frame_rate))
+    expected = expected_frames(choice.ffprobe, req.input, info, req.fps)
     if req.frames:
         expected = min(expected or req.frames, req.frames)
     mounts = []
     if in_docker:
         # CONTAINER_OUT is mounted at run time: a staging folder the image's user can write.
         mounts = [Mount(req.input.resolve().parent, CONTAINER_IN, True)]
-        mounts += [Mount(c.directory.resolve(), f"{CONTAINER_MODELS}/{c.name}", True) for c in cards]
+        mounts += model_mounts(cards)
     return UpscalePlan(req, cards, backend, info, graph, argv, output, partial, expected, notes,
-                       mounts)
+                       mounts, precision)
+
+
+def model_mounts(cards: Sequence[ModelCard]) -> list[Mount]:
+    """Each model's folder, read-only at /models/<name>, where container graphs look."""
+    return [Mount(c.directory.resolve(), f"{CONTAINER_MODELS}/{c.name}", True) for c in cards]
+
+
+def container_image(req: UpscaleRequest) -> str:
+    """The image --runtime docker runs: --image, else the default tag of the device's flavour."""
+    from ffsr.image import default_tag
+
+    return req.image or default_tag("cuda" if wants_gpu(req.device, req.encoder) else "cpu")
 
 
 def _insert_graph(argv: list[str], graph: str) -> list[str]:
@@ -233,26 +308,51 @@ def run_upscale(plan: UpscalePlan,
     log_path = logs / f"{plan.output.name}.{time.strftime('%Y%m%d-%H%M%S')}.log"
     started = time.monotonic()
     plan.partial.unlink(missing_ok=True)
+    with stop_on_signals():  # SIGTERM/SIGHUP/SIGINT unwind through the cleanup below
+        return _run(plan, req, log_path, started, on_progress)
+
+
+def _run(plan: UpscalePlan, req: UpscaleRequest, log_path: Path, started: float,
+         on_progress: Callable[[ProgressUpdate], None] | None) -> UpscaleResult:
     try:
         if req.runtime == "docker":
-            from ffsr.image import default_tag
-
-            image = req.image or default_tag("cuda" if req.device == "cuda" else "cpu")
+            image = container_image(req)
             with writable_staging(plan.output.parent) as staging:
                 mounts = [*plan.mounts, Mount(staging, CONTAINER_OUT, False)]
                 result = run_docker(image, plan.argv, mounts, log_path,
-                                    gpu=req.device == "cuda", on_progress=on_progress)
+                                    gpu=wants_gpu(req.device, req.encoder), on_progress=on_progress)
                 if (staging / plan.partial.name).exists():
                     os.replace(staging / plan.partial.name, plan.partial)
         else:
             result = run_local(plan.argv, log_path, on_progress)
         _check_result(plan, result.returncode, result.frames, result.log, log_path)
-        os.replace(plan.partial, plan.output)
+        publish(plan.partial, plan.output, req.overwrite)
     except BaseException:
         plan.partial.unlink(missing_ok=True)
         raise
     log_path.unlink(missing_ok=True)  # kept only when something went wrong
     return UpscaleResult(plan.output, result.frames, time.monotonic() - started)
+
+
+def publish(partial: Path, output: Path, overwrite: bool) -> None:
+    """Move the finished file into place atomically. Without ``overwrite`` an output that
+    appeared meanwhile (another run of the same command) is never replaced: a hard link
+    fails when the name exists, where a rename would not."""
+    if overwrite:
+        os.replace(partial, output)
+        return
+    try:
+        os.link(partial, output)
+    except FileExistsError:
+        raise FfsrError(f"{output} appeared while this run was writing it (another ffsr run?); "
+                        "pass --overwrite to replace it.") from None
+    except OSError:  # no hard links here (FAT, some network file systems)
+        if output.exists():
+            raise FfsrError(f"{output} appeared while this run was writing it (another ffsr "
+                            "run?); pass --overwrite to replace it.") from None
+        os.replace(partial, output)
+        return
+    partial.unlink()
 
 
 def _check_result(plan: UpscalePlan, rc: int, frames: int, log: str, log_path: Path) -> None:

@@ -1,0 +1,116 @@
+"""Batches and --json: a folder with a corrupt file, globs, names kept, one sentence per
+failure, a summary, exit statuses; the real ffmpeg on the real clips."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ffsr.batch import EXIT_SOME_FAILED, collect_batch
+from ffsr.errors import FfsrError
+from ffsr.media import count_frames, probe
+
+FRAMES = 4
+
+
+def ffsr(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ffsr", *args], capture_output=True, text=True,
+                          env=env, timeout=1200)
+
+
+@pytest.fixture()
+def env(tmp_path: Path, ffmpeg_bin: Path, shared_data: Path) -> dict[str, str]:
+    """A fresh models folder: the batch converts ESPCN itself (once)."""
+    return {**os.environ, "FFSR_FFMPEG": str(ffmpeg_bin), "FFSR_MODELS_DIR": str(tmp_path / "models"),
+            "FFSR_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def test_folder_with_a_corrupt_file(env: dict[str, str], ffprobe_bin: Path, clips: Path,
+                                    tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["carphone_176x144.mp4", "newtonscradle_200x150.gif", "realshort_320x240.mp4"]
+    for name in names:
+        shutil.copy(clips / name, folder / name)
+    (folder / "broken.mp4").write_bytes(os.urandom(50_000))
+    (folder / "notes.txt").write_text("not a video")
+    proc = ffsr(env, "upscale", str(folder), "-m", "espcn", "-o", str(tmp_path / "out"),
+                "--frames", str(FRAMES), "--json")
+    assert proc.returncode == EXIT_SOME_FAILED, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
+    for name in names:
+        src, out = probe(ffprobe_bin, folder / name), probe(ffprobe_bin, tmp_path / "out" / name)
+        assert (out.width, out.height) == (2 * src.width, 2 * src.height)
+        assert count_frames(ffprobe_bin, tmp_path / "out" / name) == FRAMES
+    failed = [ln for ln in proc.stderr.splitlines() if "broken.mp4" in ln and "failed:" in ln]
+    assert len(failed) == 1, proc.stderr
+    assert failed[0].count(". ") == 0 and failed[0].rstrip().endswith((".", ")")), failed[0]
+    assert "3 of 4 files upscaled; failed: broken.mp4." in proc.stderr
+    assert proc.stderr.count("converting espcn (first use)") == 1, "the model is converted once"
+    doc = json.loads(proc.stdout)
+    assert (doc["ok"], doc["succeeded"], doc["failed"]) == (False, 3, 1)
+    by_name = {Path(r["input"]).name: r for r in doc["results"]}
+    assert by_name["broken.mp4"]["ok"] is False and by_name["broken.mp4"]["error"]
+    for name in names:
+        r = by_name[name]
+        assert r["ok"] and r["frames"] == FRAMES and Path(r["output"]) == tmp_path / "out" / name
+        assert r["backend"] and r["models"] == ["espcn"] and isinstance(r["warnings"], list)
+
+
+def test_glob_and_several_files_write_beside_their_inputs(env: dict[str, str], ffprobe_bin: Path,
+                                                          clips: Path, tmp_path: Path) -> None:
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(clips / "carphone_176x144.mp4", tmp_path / name)
+    shutil.copy(clips / "newtonscradle_200x150.gif", tmp_path / "c.gif")
+    proc = ffsr(env, "upscale", str(tmp_path / "*.mp4"), str(tmp_path / "c.gif"), "-m", "espcn",
+                "--frames", "2")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("a_x2.mp4", "b_x2.mp4", "c_x2.gif"):
+        assert count_frames(ffprobe_bin, tmp_path / name) == 2
+    assert "3 of 3 files upscaled." in proc.stderr
+    assert "total" in proc.stderr
+
+
+def test_json_for_one_file(env: dict[str, str], clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "up.mkv"
+    proc = ffsr(env, "upscale", str(clips / "carphone_176x144.mp4"), "-m", "espcn", "-o", str(out),
+                "--frames", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is True and doc["output"] == str(out) and out.exists()
+    assert doc["frames"] == 3 and doc["fps"] > 0 and doc["frame_rate"]
+    assert {"backend", "device", "precision", "warnings", "seconds"} <= set(doc)
+    missing = ffsr(env, "upscale", str(tmp_path / "nope.mp4"), "-m", "espcn", "--json")
+    assert missing.returncode == 1
+    doc = json.loads(missing.stdout)
+    assert doc["ok"] is False and "nope.mp4" in doc["error"]
+
+
+def test_batch_refusals_are_one_sentence(tmp_path: Path) -> None:
+    for name in ("a.mp4", "a.avi", "b.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    a_file = tmp_path / "b.mp4"
+    cases = [
+        (lambda: collect_batch([tmp_path / "a.mp4", tmp_path / "b.mp4"], a_file), "is a file"),
+        (lambda: collect_batch([tmp_path], tmp_path), "would be overwritten"),
+        (lambda: collect_batch([tmp_path / "a.mp4", tmp_path / "a.avi"], tmp_path / "o"),
+         "would both be written"),
+        (lambda: collect_batch([tmp_path / "*.mkv"], None), "No file matches"),
+        (lambda: collect_batch([tmp_path / "o"], None), "No video files in"),
+    ]
+    (tmp_path / "o").mkdir()
+    for call, words in cases:
+        with pytest.raises(FfsrError, match=words) as err:
+            call()
+        assert err.value.message.count(". ") == 0 and err.value.message.endswith("."), err.value.message
+
+
+def test_one_named_file_is_not_a_batch(tmp_path: Path) -> None:
+    batch = collect_batch([tmp_path / "x.mp4"], tmp_path / "y.mkv")
+    assert not batch.is_batch and batch.items[0].output == tmp_path / "y.mkv"
