@@ -239,9 +239,12 @@ def benchmark(args: argparse.Namespace) -> list[Row]:
     from ffsr.paths import SHARED_DATA_DIR
     from ffsr.upscale_job import resolve_cards
 
+    def has(backend: str) -> bool:
+        """Whether the ffmpeg `ffsr upscale --backend B` would pick has B (FFSR_FFMPEG first)."""
+        return backend in capabilities(choose_ffmpeg((backend,)).ffmpeg).dnn_backends
+
     divisor = DRY_RUN_DIVISOR if args.device == "cpu" else 1
     src = SHARED_DATA_DIR / "clips" / SOURCE_CLIP
-    caps = capabilities(choose_ffmpeg().ffmpeg)
     encoder, note = encoder_for(args)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="ffsr-gpu-bench-") as tmp:
@@ -253,7 +256,8 @@ def benchmark(args: argparse.Namespace) -> list[Row]:
             clip = make_input(src if src.is_file() else None, Path(tmp) / f"{model}.mp4", width, height,
                               args.frames)
             for backend in GPU_BACKENDS:
-                if backend not in card.files or backend not in caps.dnn_backends:
+                if backend not in card.files or not has(backend):
+                    print(f"{model}: no {backend} backend in ffmpeg or model, skipped", file=sys.stderr)
                     continue
                 print(f"{model} {width}×{height} ffsr {backend} …", file=sys.stderr)
                 row = run_ffsr(args, model, clip, Path(tmp) / f"{model}-{backend}.mp4", backend, encoder)

@@ -263,8 +263,11 @@ def backend_cuda_problem(ffmpeg: Path, backend: str) -> str | None:
     """Why this ffmpeg's ``backend`` cannot run on CUDA (None: its CUDA library loads)."""
     ffmpeg_libs = _ldd(ffmpeg)
     resolved = resolved_libraries(ffmpeg_libs)
-    rebuild = "run `ffsr build-ffmpeg --cuda` and set FFSR_FFMPEG to the binary it prints"
+    rebuild = ("run `ffsr build-ffmpeg --cuda --backends onnx,torch` and set FFSR_FFMPEG to the "
+               "binary it prints")
     if backend == "torch":
+        if "libtorch_cpu.so" not in resolved:
+            return None  # not linked at all: choose_backend already says so
         if "libtorch_cuda.so" not in resolved:
             return f"this ffmpeg's LibTorch has no CUDA (it was built without --cuda): {rebuild}"
         return None
