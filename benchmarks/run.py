@@ -2,7 +2,8 @@
 
 Throughput of ffsr against a Python frame pipeline, a PNG round trip, the model alone and
 FFmpeg's own scaling, per model x backend x input size; quality (PSNR/SSIM on Y) on
-Set5/Set14 and on video clips; peak memory per path. Writes
+Set5/Set14 and on video clips; peak memory per path; and ffsr against vs-mlrt and
+OpenVINO / ONNX Runtime alone (benchmarks/peers, `--peers only|skip`). Writes
 benchmarks/results/cpu-<date>.md and .png and prints the markdown. The measurement
 functions live in src/ffsr/bench.py (also behind `ffsr bench`); this script only
 chooses what to measure, keeps to a time budget and writes the report.
@@ -376,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--peers", choices=("with", "only", "skip"), default="with",
                     help="ffsr against vs-mlrt and OpenVINO/ONNX Runtime alone (issue 9, "
                     "benchmarks/peers; ~15 min, 40 frames a path): with the rest, only it, or not")
+    ap.add_argument("--peer-repeats", type=int, default=1,
+                    help="interleaved rounds per peer row, best kept (default 1)")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args(argv)
     started = time.monotonic()
@@ -389,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def peer_section() -> str:
         if args.quick:  # a smoke run: ESPCN at one size, 4 frames a path
             return peers.section(tools, log, frames=4, plans=peers.QUICK_PLANS)
-        return peers.section(tools, log)
+        return peers.section(tools, log, repeats=args.peer_repeats)
 
     if args.peers == "only":
         return peers_only(args, tools, peer_section, started, log)

@@ -60,22 +60,23 @@ def _python_version(python: Path) -> tuple[int, int] | None:
 
 
 def find_python() -> Path:
-    """A Python >= 3.12: $FFSR_PEER_PYTHON, this one, pythonX.Y on PATH, then pyenv's."""
+    """A Python >= 3.12, oldest first: $FFSR_PEER_PYTHON, this one, pyenv's versions, then
+    python3.1x on PATH."""
     candidates: list[Path] = []
     if env := os.environ.get("FFSR_PEER_PYTHON"):
         candidates.append(Path(env))
     candidates.append(Path(sys.executable))
-    for minor in range(20, MIN_PYTHON[1] - 1, -1):
-        if found := shutil.which(f"python3.{minor}"):
-            candidates.append(Path(found))
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
 
     def key(p: Path) -> tuple[int, ...]:
-        return tuple(int(x) for x in re.findall(r"\d+", p.name)[:3])
+        return tuple(int(x) for x in p.name.split("."))
 
     if root.is_dir():
         versions = [p for p in root.iterdir() if re.fullmatch(r"3\.\d+\.\d+", p.name)]
-        candidates += [p / "bin" / "python3" for p in sorted(versions, key=key, reverse=True)]
+        candidates += [p / "bin" / "python3" for p in sorted(versions, key=key)]
+    for minor in range(MIN_PYTHON[1], 20):
+        if found := shutil.which(f"python3.{minor}"):
+            candidates.append(Path(found))
     for python in candidates:
         v = _python_version(python)
         if v and v >= MIN_PYTHON:
@@ -92,10 +93,12 @@ def ensure(log: Callable[[str], None] = print) -> PeerEnv:
     python = VENV / "bin" / "python"
     stamp = VENV / STAMP
     if not (python.exists() and stamp.exists() and stamp.read_text().strip() == digest):
-        base = find_python()
-        log(f"peer venv: making {VENV} with {base} (vs-mlrt from PyPI, a few minutes once)")
         if not python.exists():
+            base = find_python()
+            log(f"peer venv: making {VENV} with {base} (vs-mlrt from PyPI, a few minutes once)")
             subprocess.run([str(base), "-m", "venv", str(VENV)], check=True)
+        else:
+            log(f"peer venv: installing the requirements into {VENV}")
         res = subprocess.run([str(python), "-m", "pip", "install", "-q",
                               "--disable-pip-version-check", *wanted],
                              capture_output=True, text=True)

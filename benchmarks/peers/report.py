@@ -65,8 +65,9 @@ def source_clip() -> Path:
 
 
 def time_row(tools: bench.Tools, peer: peer_env.PeerEnv, row: PeerRow, clip: Path,
-             backends: Sequence[str] | None, log: Callable[[str], None]) -> None:
-    """Every path once on the same y4m, back to back; a path that fails is noted, not fatal."""
+             backends: Sequence[str] | None, log: Callable[[str], None], repeats: int = 1) -> None:
+    """Every path on the same y4m, back to back, ``repeats`` interleaved rounds keeping each
+    path's best (other load only slows a run); a path that fails is noted, not fatal."""
     card, n = row.card, row.frames
     steps: list[tuple[str, Callable[[], Measurement]]] = []
     for v in vsmlrt.ffsr_variants(tools, card, sorted(capabilities(tools.ffmpeg).dnn_backends),
@@ -80,13 +81,18 @@ def time_row(tools: bench.Tools, peer: peer_env.PeerEnv, row: PeerRow, clip: Pat
         ("OpenVINO alone f32",
          lambda: vsmlrt.measure_alone(peer, tools, clip, card, n, "ov", "f32")),
     ]
-    for name, step in steps:
-        log(f"  {name} ({n} frames)")
-        try:
-            row.ms.append(step())
-        except FfsrError as e:
-            row.failed[name] = str(e)
-            log(f"    failed: {e}")
+    runs: dict[str, list[Measurement]] = {name: [] for name, _ in steps}
+    for _ in range(max(1, repeats)):
+        for name, step in steps:
+            if name in row.failed:
+                continue
+            log(f"  {name} ({n} frames)")
+            try:
+                runs[name].append(step())
+            except FfsrError as e:
+                row.failed[name] = str(e)
+                log(f"    failed: {e}")
+    row.ms += [bench.best_of(r) for r in runs.values() if r]
 
 
 def _fps(m: Measurement | None) -> str:
@@ -128,7 +134,7 @@ def end_to_end_table(e2e: Sequence[EndToEnd]) -> str:
             f"{e.peer_s:.2f}", f"{e.peer_s / e.ffsr_s:.2f}×" if e.ffsr_s else "–",
             fmt(e.psnr_y, 1)) for e in e2e]
     return markdown_table(("model", "input", "frames", "ffsr upscale s", "ffsr ran",
-                           "vspipe | ffmpeg s (vs-mlrt ov)", "vs-mlrt time ÷ ffsr time",
+                           "vspipe \\| ffmpeg s (vs-mlrt ov)", "vs-mlrt time ÷ ffsr time",
                            "PSNR-Y ffsr vs vs-mlrt output, dB"), out)
 
 
@@ -146,7 +152,8 @@ def failures(rows: Sequence[PeerRow]) -> list[str]:
 
 def section(tools: bench.Tools, log: Callable[[str], None], frames: int = 40,
             plans: Sequence[tuple[str, Sequence[tuple[int, int]]]] = PLANS,
-            backends: Sequence[str] | None = None, whole_job: bool = True) -> str:
+            backends: Sequence[str] | None = None, whole_job: bool = True,
+            repeats: int = 1) -> str:
     """Measure everything and return the markdown section (## heading included)."""
     started = time.monotonic()
     peer = peer_env.ensure(log)
@@ -166,7 +173,7 @@ def section(tools: bench.Tools, log: Callable[[str], None], frames: int = 40,
                                        start)
                 row = PeerRow(cards[model], (w, h), frames)
                 log(f"peers: {model} {w}×{h}")
-                time_row(tools, peer, row, clip, backends, log)
+                time_row(tools, peer, row, clip, backends, log, repeats)
                 rows.append(row)
             if not whole_job:
                 continue
@@ -204,7 +211,8 @@ def section(tools: bench.Tools, log: Callable[[str], None], frames: int = 40,
         "num_streams left alone), on GRAYS of the Y plane (Y models; chroma bicubic, "
         "YUV420P8 out, as ffsr's graph) or RGBS (RGB models; RGB24 out), frames pulled the way "
         "vspipe pulls them. *OpenVINO alone default*: no properties (the precision it chose "
-        "in brackets); *f32*: `INFERENCE_PRECISION_HINT=f32`. Each path runs once, back to back.",
+        "in brackets); *f32*: `INFERENCE_PRECISION_HINT=f32`. Paths run back to back, "
+        + ("once each." if repeats <= 1 else f"best of {repeats} interleaved rounds."),
         "",
         throughput_table(rows),
         "",
@@ -240,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + ", ".join(m for m, _ in PLANS))
     ap.add_argument("--sizes", default="", help="only these input sizes, e.g. 640x360,320x180")
     ap.add_argument("--backends", default="", help="only these ffsr backends, e.g. onnx,openvino")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="interleaved rounds per row, each path's best kept (default 1)")
     ap.add_argument("--no-whole-job", action="store_true",
                     help="skip the upscale-vs-vspipe and start-up timings")
     args = ap.parse_args(argv)
@@ -254,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:6.0f}s] {msg}", file=sys.stderr, flush=True)
 
     print(section(bench.find_tools(), log, args.frames, plans,
-                  [b for b in args.backends.split(",") if b] or None, not args.no_whole_job))
+                  [b for b in args.backends.split(",") if b] or None, not args.no_whole_job,
+                  args.repeats))
     return 0
 
 

@@ -45,6 +45,7 @@ WORKER = HERE / "worker.py"
 SCRIPT = HERE / "upscale.vpy"
 PRECISION_ORDER = ("f32", "bf16")
 """OpenVINO precisions timed when the backend offers them (f16 compiles as bf16 on CPUs)."""
+COLUMN_ORDER = ("onnx", "openvino", "torch", "tensorflow")
 RAN_PRECISION = re.compile(r"inference precision (\w+)", re.I)
 
 
@@ -90,7 +91,9 @@ def ffsr_variants(tools: Tools, card: ModelCard, dnn_backends: Sequence[str],
     help_text = subprocess.run([str(tools.ffmpeg), "-hide_banner", "-h", "filter=dnn_processing"],
                                capture_output=True, text=True).stdout
     out = []
-    for name in BACKENDS:
+    order = [b for b in COLUMN_ORDER if b in BACKENDS] + [b for b in BACKENDS
+                                                          if b not in COLUMN_ORDER]
+    for name in order:
         if name not in dnn_backends or (wanted and name not in wanted):
             continue
         if name == "openvino":
