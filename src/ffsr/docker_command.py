@@ -8,14 +8,15 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+from ffsr.docker_gpu import DRIVER_CAPABILITIES
 from ffsr.errors import FfsrError
+from ffsr.gpu import wants_gpu
 from ffsr.image import USER
 from ffsr.model_card import ModelCard
 from ffsr.runtime import Mount, container_user
 from ffsr.upscale_job import (
     CONTAINER_MODELS,
     CONTAINER_OUT,
-    GPU_DEVICES,
     UpscalePlan,
     container_image,
     model_mounts,
@@ -57,8 +58,9 @@ def docker_run_argv(plan: UpscalePlan) -> list[str]:
     argv = [final if a == partial else a for a in plan.argv if a not in PROGRESS_ARGS]
     mounts = [*plan.mounts, Mount(plan.output.parent.resolve(), CONTAINER_OUT, False)]
     run = ["docker", "run", "--rm", "--network", "none", "--user", container_user() or USER]
-    if req.device in GPU_DEVICES:
-        run += ["--gpus", "all"]
+    if wants_gpu(req.device, req.encoder):
+        # Without 'video' the NVIDIA toolkit leaves out libnvidia-encode: NVENC would not open.
+        run += ["--gpus", "all", "-e", f"NVIDIA_DRIVER_CAPABILITIES={','.join(DRIVER_CAPABILITIES[1:])}"]
     return [*run, *mount_flags(mounts), "--entrypoint", argv[0], container_image(req), *argv[1:]]
 
 
