@@ -222,8 +222,10 @@ def section(tools: bench.Tools, log: Callable[[str], None], frames: int = 40,
             "Whole job, wall clock, process start to file written: `ffsr upscale in.y4m -m "
             "MODEL -o out.mp4` (its defaults) against `vspipe -c y4m upscale.vpy - | ffmpeg "
             f"-i - {e2e[0].encoder} out.mp4` with vs-mlrt ov and the plain ffmpeg "
-            f"(`{tools.plain}`). The PSNR between the two outputs shows the peer computes "
-            "the same picture.",
+            f"(`{tools.plain}`"
+            + (", ffsr's own build: no plain ffmpeg on PATH, so vs-mlrt's encoder pays its "
+               "heavier start-up" if tools.plain == tools.ffmpeg else "")
+            + "). The PSNR between the two outputs shows the peer computes the same picture.",
             "",
             end_to_end_table(e2e),
             "",
