@@ -37,8 +37,7 @@ def run_batch_cli(req: UpscaleRequest, batch: Batch, console: Console, *, json_o
             if dry_run:
                 print(plan.command_line())
                 return
-            what = f"{plan.backend}/{plan.precision}" if getattr(plan, "precision", None) \
-                else plan.backend
+            what = f"{plan.backend}/{plan.precision}" if plan.precision else plan.backend
             tasks[i] = progress.add_task(f"{what} {plan.request.input.name}",
                                          total=plan.expected_frames, rate="")
 

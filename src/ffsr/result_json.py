@@ -25,7 +25,7 @@ def outcome_record(outcome: BatchOutcome) -> dict[str, Any]:
             "models": [c.name for c in plan.cards],
             "backend": plan.backend,
             "device": req.device,
-            "precision": getattr(plan, "precision", None),  # None: the model's own (f32)
+            "precision": plan.precision,  # None: the backend runs the model's own f32
             "runtime": req.runtime,
             "frame_rate": str(rate) if rate else None,
             "warnings": list(plan.notes),
