@@ -32,10 +32,10 @@ def test_every_command_has_help(command: str) -> None:
     assert "Usage:" in proc.stdout
 
 
-def test_doctor_lists_the_three_backends(ffmpeg_bin: Path) -> None:
+def test_doctor_lists_the_four_backends(ffmpeg_bin: Path) -> None:
     proc = ffsr("doctor", env={"FFSR_FFMPEG": str(ffmpeg_bin)})
     assert proc.returncode == 0, proc.stderr
-    for backend in ("onnx", "torch", "tensorflow"):
+    for backend in ("onnx", "openvino", "torch", "tensorflow"):
         line = next(ln for ln in proc.stderr.splitlines() if f"backend {backend}" in ln)
         assert line.startswith("ok"), line
     assert "9.0.2" in proc.stderr

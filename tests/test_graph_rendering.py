@@ -102,7 +102,7 @@ def test_paths_with_special_characters_are_escaped_in_graphs() -> None:
 
 def test_unknown_backend_and_device() -> None:
     with pytest.raises(FfsrError, match="Unknown DNN backend"):
-        render_graph([card()], GraphOptions(backend="openvino"))
+        render_graph([card()], GraphOptions(backend="caffe"))
     with pytest.raises(FfsrError, match="cannot run on 'cuda'"):
         render_graph([card()], GraphOptions(backend="tensorflow", device="cuda"))
 

@@ -136,7 +136,7 @@ def test_rgb_model_keeps_channel_order(ffmpeg_bin: Path, clips: Path,
     model = card.path_for("openvino")
     clip = clips / "carphone_176x144.mp4"
     out = tmp_path / "rgb.raw"
-    vf = f"format=rgb24,dnn_processing=dnn_backend=openvino:model={model}:precision=f32"
+    vf = f"format=rgb24,dnn_processing=dnn_backend=openvino:model={model}:precision=f32:layout=nchw"
     proc = run_ffmpeg(ffmpeg_bin, ["-i", str(clip)], vf, "rgb24", out, frames=2)
     assert proc.returncode == 0, proc.stderr.decode()[-800:]
     got = np.frombuffer(out.read_bytes(), np.uint8).reshape(-1, 2 * H, 2 * W, 3)
@@ -159,3 +159,71 @@ def test_unreadable_model_fails_cleanly(ffmpeg_bin: Path, clips: Path, tmp_path:
                       "gray", tmp_path / "o.raw", timeout=60)
     assert proc.returncode != 0
     assert b"Failed to read the network from model file" in proc.stderr
+
+
+# ---- through `ffsr upscale`: the backend and precision ffsr picks, and its refusals
+
+
+def ffsr(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+         timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "ffsr", *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def test_upscale_takes_openvino_and_the_cpus_precision(zoo_models: dict[str, object], ffmpeg_bin: Path,
+                                                       clips: Path, tmp_path: Path) -> None:
+    """No flag: openvino, bf16 where the CPU has it; the pixels stay within 50 dB of ONNX
+    Runtime's f32 (and equal it to 1 level with --precision f32)."""
+    clip = clips / "carphone_176x144.mp4"
+    dry = ffsr("upscale", str(clip), "-m", "espcn", "-o", str(tmp_path / "o.mkv"), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    want_precision = "bf16" if cpu_has_bf16() else "f32"
+    assert "dnn_backend=openvino" in dry.stdout and f"precision={want_precision}" in dry.stdout
+    card = zoo_models["espcn"]
+    from ffsr.model_card import ModelCard
+
+    assert isinstance(card, ModelCard)
+    want = onnx_reference(card.path_for("onnx"), read_yuv420p_y(ffmpeg_bin, clip, W, H, frames=5))
+    for precision, check in (("auto", lambda r: r.psnr >= 50), ("f32", lambda r: r.passes)):
+        out = tmp_path / f"{precision}.mkv"
+        proc = ffsr("upscale", str(clip), "-m", "espcn", "-o", str(out), "--frames", "5",
+                    "--encoder", "ffv1", "--precision", precision)
+        assert proc.returncode == 0, proc.stderr
+        got = read_yuv420p_y(ffmpeg_bin, out, 2 * W, 2 * H)
+        report = compare_8bit(got, want)
+        assert check(report), (precision, report)
+
+
+def test_precision_and_backend_refusals(zoo_models: dict[str, object], clips: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ffsr.errors import FfsrError
+    from ffsr.upscale_job import UpscaleRequest, plan_upscale
+
+    clip = clips / "carphone_176x144.mp4"
+    out = tmp_path / "o.mp4"
+    with pytest.raises(FfsrError, match=r"^The onnx backend runs f32 only; use --backend openvino"):
+        plan_upscale(UpscaleRequest(clip, ["espcn"], out, backend="onnx", precision="bf16"))
+    with pytest.raises(FfsrError, match=r"^Unknown precision 'int8'"):
+        plan_upscale(UpscaleRequest(clip, ["espcn"], out, precision="int8"))
+    # A CPU without bf16 units (what /proc/cpuinfo would say on one).
+    monkeypatch.setattr("ffsr.precision.cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    with pytest.raises(FfsrError, match=r"^--precision bf16 needs a CPU with bf16 units"):
+        plan_upscale(UpscaleRequest(clip, ["espcn"], out, precision="bf16"))
+    assert plan_upscale(UpscaleRequest(clip, ["espcn"], out)).precision == "f32"
+    assert not out.exists()
+
+
+def test_openvino_asked_of_a_binary_without_it(zoo_models: dict[str, object], clips: Path,
+                                               tmp_path: Path) -> None:
+    debian = Path("/usr/bin/ffmpeg")
+    if not debian.exists():
+        pytest.fail("Debian's ffmpeg is missing (.ci/run installs it: apt-get install ffmpeg)")
+    out = tmp_path / "o.mp4"
+    proc = ffsr("upscale", str(clips / "carphone_176x144.mp4"), "-m", "espcn", "-o", str(out),
+                "--backend", "openvino", env={"FFSR_FFMPEG": str(debian)})
+    assert proc.returncode == 1
+    assert "lacks the openvino DNN backend" in proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -66,6 +66,9 @@ BACKENDS: dict[str, Backend] = {
         devices=("cpu",),
         # OpenVINO reads the same ONNX file as ONNX Runtime; ffsr does not run it on GPUs.
         gpu_log_pattern=None,
+        # 9.0.2 feeds OpenVINO NHWC u8 frames and transposes them only when told the model's
+        # layout: without it a 3-channel NCHW model reads scrambled pixels (10 dB, checked).
+        tuning=(("layout", "nchw"),),
         # Options added by docker/patches/0007 (9.0.2 passes none to OpenVINO).
         precision_option="precision",
         precision_log_pattern=r"OpenVINO compiled the model for \S+: inference precision (\w+)",

@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ffsr import __version__
 from ffsr.completion import model_names, zoo_names
 from ffsr.errors import FfsrError
 
@@ -27,6 +26,8 @@ console = Console(stderr=True, soft_wrap=True)
 
 def _version(value: bool) -> None:
     if value:
+        from ffsr import __version__
+
         print(f"ffsr {__version__}")
         raise typer.Exit()
 

@@ -51,7 +51,7 @@ OUTPUTS: dict[str, OutputKind] = {
     ".apng": OutputKind("apng", "rgba", audio=False, subtitle_codec=None, alpha=True,
                         video_encoders=frozenset({"apng"})),
     ".png": OutputKind("apng", "rgba", audio=False, subtitle_codec=None, alpha=True,
-                       video_encoders=frozenset({"apng"})),
+                       video_encoders=frozenset({"apng", "png"})),
     ".y4m": OutputKind("rawvideo", "yuv420p", audio=False, subtitle_codec=None,
                        video_encoders=frozenset({"rawvideo"})),
 }
@@ -124,7 +124,7 @@ def encoder_args(kind: OutputKind, encoder: str | None, crf: int | None, preset:
     if kind.gif:
         return args + ["-loop", "0"]
     fmt = "rgba" if (alpha and kind.alpha) else defaults.pix_fmt
-    if enc == "apng" and not alpha:
+    if enc in ("apng", "png") and not alpha:
         fmt = "rgb24"
     fmt = pix_fmt or fmt
     return args + ["-pix_fmt", fmt] if fmt else args

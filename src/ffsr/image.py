@@ -50,8 +50,10 @@ APP_ITEMS = ("pyproject.toml", "README.md", "src", "convert", "docker", "filterg
 SKIP_NAMES = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 # Free space the engine's data root needs for a build (builder stage + runtime image).
 DISK_NEEDED_GB = {"cpu": 10, "cuda": 25}  # measured: ~7 GB and ~17 GB
+# The same list scripts/setup installs for native builds (build-ffmpeg.sh checks for each).
 BUILD_PACKAGES = ("build-essential", "nasm", "pkg-config", "xz-utils", "patch",
-                  "libx264-dev", "libdav1d-dev", "zlib1g-dev")
+                  "libx264-dev", "libx265-dev", "libsvtav1enc-dev", "libvpx-dev", "libopus-dev",
+                  "libdav1d-dev", "zlib1g-dev")
 FIXED_MTIME = 1_700_000_000  # context members get one mtime: same inputs, same tar
 PIP_INDEX_DIR = "/build/pip-index"  # local (file://) package indexes carried into the build
 

@@ -8,10 +8,12 @@ import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ffsr.errors import FfsrError
+
+if TYPE_CHECKING:  # numpy costs ~0.2 s to import; only the frame readers need it
+    import numpy as np
 
 CHANNELS = {"gray": 1, "rgb24": 3, "bgr24": 3, "rgba": 4, "grayf32": 1}
 
@@ -138,6 +140,8 @@ def read_frames(ffmpeg: Path, path: Path, pix_fmt: str, width: int, height: int,
     c = CHANNELS[pix_fmt]
     per = width * height * c
     n = len(out.stdout) // per
+    import numpy as np
+
     return np.frombuffer(out.stdout[: n * per], np.uint8).reshape(n, height, width, c)
 
 

@@ -33,6 +33,8 @@ from ffsr.signals import stop_on_signals
 
 CONTAINER_IN, CONTAINER_OUT, CONTAINER_MODELS = "/in", "/out", "/models"
 GPU_DEVICES = ("cuda",)
+TRUNCATION_SIGNS = ("File ended prematurely",)
+"""What ffmpeg's demuxers log when a file stops before its header says (Matroska, WebM)."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,9 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
     if not os.access(output.parent, os.W_OK | os.X_OK):
         raise FfsrError(f"Output folder is not writable: {output.parent}")
     alpha = info.has_alpha and kind.alpha
+    if info.has_alpha and not kind.alpha:
+        notes.append(f"the input has an alpha channel ({info.pix_fmt}) that a {output.suffix} file "
+                     "cannot hold: it is dropped (.apng, .png and .gif keep it).")
     in_docker = req.runtime == "docker"
     model_root = CONTAINER_MODELS if in_docker else None
     graph_cards = [replace(c, directory=Path(model_root) / c.name) if model_root else c
@@ -248,7 +253,17 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         out_kwargs["fps_mode"] = "cfr"
     if req.frames:
         out_kwargs["frames:v"] = req.frames
-    enc = encoder_args(kind, req.encoder, req.crf, req.preset, alpha, caps.encoders,
+    expected = expected_frames(choice.ffprobe, req.input, info, req.fps)
+    if req.frames:
+        expected = min(expected or req.frames, req.frames)
+    encoder = req.encoder
+    if output.suffix.lower() == ".png":
+        # By its extension ffmpeg would pick the image2 muxer, which writes APNG frames as
+        # junk: a still becomes a plain PNG, anything longer an APNG.
+        still = expected == 1
+        out_kwargs.update({"f": "image2", "update": 1} if still else {"f": "apng"})
+        encoder = encoder or ("png" if still else None)
+    enc = encoder_args(kind, encoder, req.crf, req.preset, alpha, caps.encoders,
                        pix_fmt=req.pix_fmt, suffix=output.suffix.lower())
     out_kwargs.update(zip((k.lstrip("-") for k in enc[::2]), enc[1::2], strict=True))
     argv = ffmpeg_python.output(*outputs, dst, **out_kwargs).compile(cmd="ffmpeg")
@@ -260,9 +275,6 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         argv[0] = "ffmpeg"
     else:
         argv[0] = str(choice.ffmpeg)
-    expected = expected_frames(choice.ffprobe, req.input, info, req.fps)
-    if req.frames:
-        expected = min(expected or req.frames, req.frames)
     mounts = []
     if in_docker:
         # CONTAINER_OUT is mounted at run time: a staging folder the image's user can write.
@@ -371,6 +383,9 @@ def _check_result(plan: UpscalePlan, rc: int, frames: int, log: str, log_path: P
     if plan.expected_frames and frames < 0.9 * plan.expected_frames - 1:
         raise FfsrError(f"Only {frames} of {plan.expected_frames} frames came out: the input is "
                         "truncated or damaged; output discarded.", log_path=str(log_path))
+    if any(sign in log for sign in TRUNCATION_SIGNS):
+        raise FfsrError(f"{plan.request.input} ends before its stated duration (a truncated "
+                        "file); output discarded.", log_path=str(log_path))
 
 
 def _first_error(log: str) -> str:
