@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import clean_env
 
 from ffsr.batch import EXIT_SOME_FAILED, collect_batch
 from ffsr.errors import FfsrError
@@ -26,9 +27,9 @@ def ffsr(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture()
 def env(tmp_path: Path, ffmpeg_bin: Path, shared_data: Path) -> dict[str, str]:
-    """A fresh models folder: the batch converts ESPCN itself (once)."""
-    return {**os.environ, "FFSR_FFMPEG": str(ffmpeg_bin), "FFSR_MODELS_DIR": str(tmp_path / "models"),
-            "FFSR_CACHE_DIR": str(tmp_path / "cache")}
+    """A fresh cache with no models: the batch converts ESPCN itself (once), with the ffmpeg
+    ffsr finds by default."""
+    return clean_env(tmp_path / "cache")
 
 
 def test_folder_with_a_corrupt_file(env: dict[str, str], ffprobe_bin: Path, clips: Path,

@@ -32,13 +32,35 @@ def test_every_command_has_help(command: str) -> None:
     assert "Usage:" in proc.stdout
 
 
-def test_doctor_lists_the_four_backends(ffmpeg_bin: Path) -> None:
+def test_doctor_finds_ffsrs_own_build_by_default(ffmpeg_bin: Path) -> None:
+    """No FFSR_FFMPEG: doctor names the build ffsr picks itself (the default onnx+openvino
+    configuration when it is built), its version as the binary says it, and its backends."""
+    from ffsr.ffmpeg_tools import capabilities, choose_ffmpeg
+    from ffsr.paths import ffmpeg_builds_dir
+
+    chosen = choose_ffmpeg()
+    assert ffmpeg_builds_dir().resolve() in chosen.ffmpeg.resolve().parents
+    proc = ffsr("doctor")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    first = next(ln for ln in lines if ln.split()[1:2] == ["ffmpeg"])
+    assert first.startswith("ok") and f" {chosen.ffmpeg} (" in first, first
+    assert first.endswith(", version 9.0.2"), first  # asked from the binary, not read from its path
+    has = capabilities(chosen.ffmpeg).dnn_backends
+    assert {"onnx", "openvino"} <= has
+    for backend in ("onnx", "openvino", "torch", "tensorflow"):
+        line = next(ln for ln in lines if f"backend {backend} " in ln)
+        assert line.startswith("ok" if backend in has else "no"), line
+
+
+def test_doctor_with_ffsr_ffmpeg_lists_the_four_backends(ffmpeg_bin: Path) -> None:
     proc = ffsr("doctor", env={"FFSR_FFMPEG": str(ffmpeg_bin)})
     assert proc.returncode == 0, proc.stderr
+    first = proc.stderr.splitlines()[0]
+    assert f" {ffmpeg_bin} (FFSR_FFMPEG is set), version 9.0.2" in first, first
     for backend in ("onnx", "openvino", "torch", "tensorflow"):
-        line = next(ln for ln in proc.stderr.splitlines() if f"backend {backend}" in ln)
+        line = next(ln for ln in proc.stderr.splitlines() if f"backend {backend} " in ln)
         assert line.startswith("ok"), line
-    assert "9.0.2" in proc.stderr
 
 
 def test_doctor_says_a_plain_ffmpeg_lacks_the_backends() -> None:
@@ -54,9 +76,18 @@ def test_doctor_says_a_plain_ffmpeg_lacks_the_backends() -> None:
 def test_build_ffmpeg_is_a_no_op_when_cached(ffmpeg_bin: Path) -> None:
     if os.environ.get("FFSR_TEST_FFMPEG"):
         pytest.skip("testing another ffmpeg")
+    from ffsr.ffmpeg_build import BuildConfig, cached_build
+
+    lean = cached_build(BuildConfig())
+    if lean is None:
+        pytest.skip("the default build (onnx+openvino) is not made yet: scripts/setup makes it")
     proc = ffsr("build-ffmpeg")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == str(ffmpeg_bin)
+    assert proc.stdout.strip() == str(lean)
+    assert "already built" in proc.stderr
+    proc = ffsr("build-ffmpeg", "--backends", "onnx,openvino,torch,tensorflow")
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).resolve() == ffmpeg_bin.resolve()
     assert "already built" in proc.stderr
 
 

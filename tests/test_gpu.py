@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import clean_env, isolated_cache
 
 from ffsr.docker_gpu import (
     TOOLKIT_FIX,
@@ -45,7 +46,13 @@ from ffsr.gpu_report import nvenc_argv
 from ffsr.paths import PROJECT_ROOT
 
 NO_GPU = not host_gpus().ok
-needs_no_gpu = pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU: the refusals do not apply")
+
+
+def needs_no_gpu(test: Any) -> Any:
+    """Skipped where the host has a GPU (the refusals do not apply there); CI allows the skip."""
+    skip = pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU: the refusals do not apply")
+    return pytest.mark.needs_no_gpu(skip(test))
+
 
 # `nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader,nounits`
 SMI_TWO_H100 = """0, NVIDIA H100 80GB HBM3, 570.133.20, 81559
@@ -246,6 +253,7 @@ def containers(api: Any) -> int:
     return len(api.containers(all=True))
 
 
+@pytest.mark.needs_no_gpu  # the `engine` fixture skips where the engine can give a GPU
 def test_docker_gpu_upscale_is_one_sentence_and_leaves_nothing(docker_api: Any, engine: EngineGpu,
                                                               clips: Path, tmp_path: Path) -> None:
     """The command of issue 16: two tracebacks before, one sentence and exit 1 now (the engine
@@ -259,6 +267,7 @@ def test_docker_gpu_upscale_is_one_sentence_and_leaves_nothing(docker_api: Any, 
     assert list(tmp_path.iterdir()) == [] and containers(docker_api) == before
 
 
+@pytest.mark.needs_no_gpu  # the `engine` fixture skips where the engine can give a GPU
 def test_engine_refuses_the_gpu_container_in_one_sentence(docker_api: Any, engine: EngineGpu,
                                                          labelled_images: dict[str, str]) -> None:
     """With an image present the engine itself is asked (it may serve GPUs through the NVIDIA
@@ -271,6 +280,7 @@ def test_engine_refuses_the_gpu_container_in_one_sentence(docker_api: Any, engin
     assert containers(docker_api) == before
 
 
+@pytest.mark.needs_no_gpu  # the `engine` fixture skips where the engine can give a GPU
 def test_run_container_turns_the_start_refusal_into_a_sentence(docker_api: Any, engine: EngineGpu,
                                                                labelled_images: dict[str, str]) -> None:
     from docker.errors import APIError
@@ -286,6 +296,7 @@ def test_run_container_turns_the_start_refusal_into_a_sentence(docker_api: Any, 
     assert start_error(APIError('could not select device driver "" with capabilities: [[gpu]]')) is not None
 
 
+@pytest.mark.needs_no_gpu  # the `engine` fixture skips where the engine can give a GPU
 def test_image_flavour_and_cuda_come_from_the_image(docker_api: Any, labelled_images: dict[str, str]) -> None:
     cuda = image_gpu(docker_api, labelled_images["cuda"])
     assert (cuda.flavor, cuda.cuda) == ("cuda", "13.0")
@@ -297,6 +308,7 @@ def test_image_flavour_and_cuda_come_from_the_image(docker_api: Any, labelled_im
         require_cuda_image(docker_api, "ffsr-gpu-test:absent", "--device cuda")
 
 
+@pytest.mark.needs_no_gpu  # the `engine` fixture skips where the engine can give a GPU
 def test_doctor_reports_no_gpu_runtime_in_docker(docker_api: Any, engine: EngineGpu) -> None:
     proc = ffsr("doctor")
     lines = {ln.split()[1]: ln for ln in proc.stderr.splitlines() if ln.startswith(("ok ", "no "))}
@@ -332,32 +344,20 @@ def test_parse_memory_used() -> None:
 
 @pytest.fixture(scope="module")
 def gpu_bench_models(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path, shared_data: Path) -> Path:
-    """The two benchmark models, converted once into a folder of their own."""
+    """A cache home of its own with the two benchmark models converted once into it."""
     from ffsr.convert_model import convert_zoo_model
 
-    models = tmp_path_factory.mktemp("gpu-bench-models")
-    env = {"FFSR_FFMPEG": str(ffmpeg_bin), "FFSR_MODELS_DIR": str(models)}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        for name in ("espcn", "realesr-animevideov3"):
-            convert_zoo_model(name, models, backends=("onnx", "torch"), log=lambda _: None)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return models
+    home = isolated_cache(tmp_path_factory.mktemp("gpu-bench-cache"))
+    for name in ("espcn", "realesr-animevideov3"):
+        convert_zoo_model(name, home / "ffsr" / "models", backends=("onnx", "torch"), log=lambda _: None)
+    return home
 
 
 def test_gpu_benchmark_dry_run_on_the_cpu(ffmpeg_bin: Path, gpu_bench_models: Path) -> None:
     """Everything up to the GPU: input clips, ffsr end to end per backend, the model alone in
     PyTorch, the report; small frames so it is quick on 2 cores."""
-    env = {**os.environ, "FFSR_FFMPEG": str(ffmpeg_bin), "FFSR_MODELS_DIR": str(gpu_bench_models)}
-    from ffsr.ffmpeg_tools import capabilities
-
-    backends = {"onnx", "torch"} & capabilities(ffmpeg_bin).dnn_backends
+    env = clean_env(gpu_bench_models)  # each backend's run picks a build that has it
+    backends = {"onnx", "torch"}
     proc = subprocess.run([sys.executable, str(BENCH), "--device", "cpu", "--frames", "3"],
                           capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import clean_env
 
-from ffsr.paths import PROJECT_ROOT
+from ffsr.ffmpeg_tools import choose_ffmpeg
+from ffsr.paths import PROJECT_ROOT, ffmpeg_builds_dir
 
 CLIP = "realshort_320x240.mp4"  # 36 frames with audio
 VENV_BIN = Path(sys.executable).parent
@@ -24,16 +26,25 @@ VENV_BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path, shared_data: Path) -> dict[str, str]:
-    """Environment for ffsr processes: this ffmpeg, ESPCN converted (onnx) into a fresh
-    models folder, a private cache, and ffsr's own command on PATH."""
-    models = tmp_path_factory.mktemp("models")
-    cache = tmp_path_factory.mktemp("cache")
-    environ = {**os.environ, "FFSR_FFMPEG": str(ffmpeg_bin), "FFSR_MODELS_DIR": str(models),
-               "FFSR_CACHE_DIR": str(cache), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run([sys.executable, "-m", "ffsr", "convert-model", "espcn", "--backends", "onnx",
-                           "-o", str(models)], capture_output=True, text=True, env=environ, timeout=900)
+    """Environment for ffsr processes: a cache of their own (the ffmpeg ffsr finds by default),
+    ESPCN converted (onnx) into its default place, and ffsr's own command on PATH."""
+    environ = clean_env(tmp_path_factory.mktemp("cache"),
+                        PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run([sys.executable, "-m", "ffsr", "convert-model", "espcn", "--backends", "onnx"],
+                          capture_output=True, text=True, env=environ, timeout=900)
     assert proc.returncode == 0, proc.stderr
+    assert (models_dir(environ) / "espcn" / "espcn.onnx").is_file(), proc.stderr
     return environ
+
+
+def models_dir(env: dict[str, str]) -> Path:
+    """Where ffsr keeps converted models for processes run with ``env``."""
+    return Path(env["XDG_CACHE_HOME"]) / "ffsr" / "models"
+
+
+def use_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """This process reads ``env``'s cache, as the ffsr processes do."""
+    monkeypatch.setenv("XDG_CACHE_HOME", env["XDG_CACHE_HOME"])
 
 
 def ffsr(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -104,8 +115,10 @@ def test_env_puts_ffsr_ffmpeg_first_and_unset_takes_it_away(env: dict[str, str],
     lines = proc.stdout.splitlines()
     said = dict(ln.split("=", 1) for ln in lines if "=" in ln and not ln.startswith("PATH="))
     paths = [ln.split("=", 1)[1] for ln in lines if ln.startswith("PATH=")]
-    assert Path(said["ffmpeg"]).resolve() == ffmpeg_bin.resolve()
-    assert Path(said["ffprobe"]).resolve() == ffmpeg_bin.with_name("ffprobe").resolve()
+    default = choose_ffmpeg().ffmpeg.resolve()  # the same builds as env's cache links to
+    assert ffmpeg_builds_dir().resolve() in default.parents
+    assert Path(said["ffmpeg"]).resolve() == default
+    assert Path(said["ffprobe"]).resolve() == default.with_name("ffprobe")
     env_dir = str(Path(said["ffmpeg"]).parent)
     assert paths[0].split(":").count(env_dir) == 1, "a second eval must not stack folders"
     assert paths[0].split(":")[0] == env_dir
@@ -113,7 +126,7 @@ def test_env_puts_ffsr_ffmpeg_first_and_unset_takes_it_away(env: dict[str, str],
         "ffmpeg", "ffprobe"], "only ffmpeg and ffprobe are put on PATH"
     assert "1" in lines, "the ffmpeg on PATH has the ONNX backend"
     assert env_dir not in paths[1].split(":")
-    assert said["after"] == "none" or Path(said["after"]).resolve() != ffmpeg_bin.resolve()
+    assert said["after"] == "none" or Path(said["after"]).resolve() != default
 
 
 def test_env_needs_no_library_path(ffmpeg_bin: Path) -> None:
@@ -167,7 +180,7 @@ def test_model_dir_makes_the_graph_portable(env: dict[str, str], ffmpeg_bin: Pat
     graph = proc.stdout.strip()
     assert "model=models/espcn/espcn.onnx" in graph and str(tmp_path) not in graph
     elsewhere = tmp_path / "other machine"
-    shutil.copytree(Path(env["FFSR_MODELS_DIR"]) / "espcn", elsewhere / "models" / "espcn")
+    shutil.copytree(models_dir(env) / "espcn", elsewhere / "models" / "espcn")
     shutil.copy(clips / CLIP, elsewhere / "in.mp4")
     subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", "in.mp4", "-frames:v", "5", "-vf", graph,
                     "-c:v", "ffv1", "-an", "out.mkv"], cwd=elsewhere, check=True, capture_output=True)
@@ -178,7 +191,7 @@ def test_model_dir_makes_the_graph_portable(env: dict[str, str], ffmpeg_bin: Pat
 def test_docker_graph_and_run_line(env: dict[str, str], clips: Path, tmp_path: Path) -> None:
     """What --runtime docker prints, read without an engine: container paths, the mounts and
     the rules of `ffsr upscale --runtime docker`."""
-    models = Path(env["FFSR_MODELS_DIR"]) / "espcn"
+    models = models_dir(env) / "espcn"
     proc = ffsr(env, "graph", "-m", "espcn", "--runtime", "docker")
     assert proc.returncode == 0, proc.stderr
     assert "model=/models/espcn/espcn.onnx" in proc.stdout
@@ -209,8 +222,7 @@ def test_cuda_run_line_asks_for_the_gpus(env: dict[str, str], clips: Path, tmp_p
     from ffsr.docker_command import docker_run_argv
     from ffsr.upscale_job import UpscaleRequest, plan_upscale
 
-    for key in ("FFSR_FFMPEG", "FFSR_MODELS_DIR", "FFSR_CACHE_DIR"):
-        monkeypatch.setenv(key, env[key])
+    use_env(monkeypatch, env)
     plan = plan_upscale(UpscaleRequest(input=clips / CLIP, models=["espcn"], output=tmp_path / "o.mp4",
                                        runtime="docker"))
     argv = docker_run_argv(replace(plan, request=replace(plan.request, device="cuda")))
@@ -228,7 +240,7 @@ def test_printed_docker_run_line_equals_upscale_runtime_docker(cpu_image: str, e
     for d in (pasted, upscaled):
         d.mkdir()
         d.chmod(0o777)  # run as root, the image's own user writes (the printed note says so)
-    models = Path(env["FFSR_MODELS_DIR"])
+    models = models_dir(env)
     for p in [models, *models.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     args = ["-m", "espcn", "--image", cpu_image]
@@ -272,10 +284,9 @@ def test_ffmpeg_python_node_splices_the_graph_verbatim(env: dict[str, str], ffmp
 
     import ffsr as api
 
-    for key in ("FFSR_FFMPEG", "FFSR_MODELS_DIR", "FFSR_CACHE_DIR"):
-        monkeypatch.setenv(key, env[key])
+    use_env(monkeypatch, env)
     odd = tmp_path / "it's [odd], x=1; y:2 "
-    shutil.copytree(Path(env["FFSR_MODELS_DIR"]) / "espcn", odd / "espcn")
+    shutil.copytree(models_dir(env) / "espcn", odd / "espcn")
     src = ffmpeg.input(str(clips / CLIP))
     graph = api.graph("espcn", model_dir=str(odd))
     node: Any = api.upscale_stream(src.video, "espcn", model_dir=str(odd))
@@ -297,10 +308,10 @@ def test_completion_offers_zoo_and_converted_models(tmp_path: Path, shell: str) 
     exe = VENV_BIN / "ffsr"
     if not exe.exists():
         pytest.skip("the ffsr command is not installed in this environment")
-    mine = tmp_path / "my-model"
-    mine.mkdir()
+    base = clean_env(tmp_path / "cache", _FFSR_COMPLETE=f"complete_{shell}")
+    mine = models_dir(base) / "my-model"
+    mine.mkdir(parents=True)
     (mine / "my-model.card.json").write_text("{}")
-    base = {**os.environ, "FFSR_MODELS_DIR": str(tmp_path), "_FFSR_COMPLETE": f"complete_{shell}"}
 
     def complete(line: str) -> str:
         words = {"bash": {"COMP_WORDS": line, "COMP_CWORD": str(len(line.split()) - 1)},

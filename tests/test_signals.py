@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from ffsr.model_card import ModelCard
+from test_inputs import espcn  # noqa: F401  (the fixture: ESPCN converted once, ONNX only)
 
 pytest.importorskip("torch")
 
@@ -81,7 +80,8 @@ def assert_stopped_cleanly(proc: subprocess.Popen[str], writers: list[int], out:
     (signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGINT, False),
     (signal.SIGINT, True),  # Ctrl-C in a terminal: ffmpeg gets it too
 ], ids=["TERM", "HUP", "INT", "INT-group"])
-def test_signal_stops_ffmpeg_and_leaves_nothing(zoo_models: dict[str, ModelCard], long_clip: Path,
+@pytest.mark.usefixtures("espcn")
+def test_signal_stops_ffmpeg_and_leaves_nothing(long_clip: Path,
                                                 tmp_path: Path, signum: int, to_group: bool) -> None:
     out = tmp_path / "out.mp4"
     proc, writers = start_upscale(long_clip, out)
@@ -89,7 +89,8 @@ def test_signal_stops_ffmpeg_and_leaves_nothing(zoo_models: dict[str, ModelCard]
     assert_stopped_cleanly(proc, writers, out, signum, set())
 
 
-def test_sigkill_takes_ffmpeg_down_too(zoo_models: dict[str, ModelCard], long_clip: Path,
+@pytest.mark.usefixtures("espcn")
+def test_sigkill_takes_ffmpeg_down_too(long_clip: Path,
                                        tmp_path: Path) -> None:
     """No cleanup can run after SIGKILL, but ffmpeg must not go on alone (PR_SET_PDEATHSIG)."""
     out = tmp_path / "out.mp4"
@@ -104,7 +105,8 @@ def test_sigkill_takes_ffmpeg_down_too(zoo_models: dict[str, ModelCard], long_cl
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_sigterm_stops_the_container(zoo_models: dict[str, ModelCard], long_clip: Path,
+@pytest.mark.usefixtures("espcn")
+def test_sigterm_stops_the_container(long_clip: Path,
                                      tmp_path: Path, docker_api: Any, cpu_image: str) -> None:
     """The container's ffmpeg is a process of this machine too: it must be gone, and the
     container removed."""

@@ -32,6 +32,7 @@ class ConvertRequest:
     verify_clip: Path
     ffmpeg: Path | None = None
     ffprobe: Path | None = None
+    ffmpeg_backends: frozenset[str] | None = None  # those ffmpeg runs; None: all of them
     frames: int = 2
     backends: tuple[str, ...] = ("onnx", "openvino", "torch", "tensorflow")
     log: Callable[[str], None] = field(default=print)
@@ -98,7 +99,9 @@ def convert(req: ConvertRequest) -> ModelCard:
             checks: dict[str, Any] = {"frames": frames.count, "clip": frames.clip.name}
             checks["runtime"] = verify.fidelity(
                 verify.as_8bit_planes(runners[backend](path, inputs)), want)
-            if req.ffmpeg:
+            if req.ffmpeg and req.ffmpeg_backends is not None and backend not in req.ffmpeg_backends:
+                checks["ffmpeg"] = f"not run (no cached ffmpeg build has the {backend} backend)"
+            elif req.ffmpeg:
                 forms = ["compact", "sr"] if "sr" in mf.filters else ["compact"]
                 for form in forms:
                     got = verify.run_in_ffmpeg(req.ffmpeg, card, backend, frames, y_form=form,

@@ -403,8 +403,9 @@ def build_image_cmd(
     ffmpeg_source: Annotated[str, typer.Option(help="FFmpeg source: 'debian' (Debian's archive), a "
                                                     "tarball path or a URL; sha256 is checked.")]
     = "debian",
-    backends: Annotated[str, typer.Option(help="DNN backends, comma-separated (onnx,torch,tensorflow).")]
-    = "onnx,torch,tensorflow",
+    backends: Annotated[str, typer.Option(help="DNN backends, comma-separated "
+                                               "(onnx,openvino,torch,tensorflow).")]
+    = "onnx,openvino,torch,tensorflow",
     ca_bundle: Annotated[Path | None, typer.Option(help="CA bundle pip trusts inside the build "
                                                         "(default: the one pip on this machine "
                                                         "uses).")] = None,

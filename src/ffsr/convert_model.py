@@ -63,15 +63,20 @@ def convert_in_image(name: str, args: list[str], out_dir: Path, mounts: list[Mou
     return find_card(name, out_dir)
 
 
-def _ffmpeg_for_verification() -> tuple[Path | None, Path | None]:
-    try:
-        choice = choose_ffmpeg()
-    except FfsrError:
-        return None, None
-    caps = capabilities(choice.ffmpeg)
-    if not caps.dnn_backends:
-        return None, None
-    return choice.ffmpeg, choice.ffprobe
+def _ffmpeg_for_verification(backends: tuple[str, ...] = ("onnx",)
+                             ) -> tuple[Path | None, Path | None, frozenset[str]]:
+    """The ffmpeg that verifies the converted files, and which of ``backends`` it has: the
+    one `ffsr upscale --backend B` picks for all of them when there is one (the full build),
+    else the default one (the lean build verifies onnx and openvino only)."""
+    for needs in (backends, ()):
+        try:
+            choice = choose_ffmpeg(needs)
+        except FfsrError:
+            continue
+        has = capabilities(choice.ffmpeg).dnn_backends & set(backends)
+        if has == set(backends) or (has and not needs):
+            return choice.ffmpeg, choice.ffprobe, frozenset(has)
+    return None, None, frozenset()
 
 
 def _verify_clip(clip: Path | None) -> Path:
@@ -125,7 +130,7 @@ def convert_checkpoint(path: Path, *, name: str | None = None, arch: str | None 
         from ffsr_convert.onnx_import import import_onnx
 
         return import_onnx(path, model_name, scale, out_dir or converted_models_dir(),
-                           _verify_clip(verify_clip), *_ffmpeg_for_verification(), log=log)
+                           _verify_clip(verify_clip), *_ffmpeg_for_verification()[:2], log=log)
     from ffsr_convert.sources import load_source
 
     model = load_source(path, arch, scale)
@@ -141,9 +146,9 @@ def _convert(name: str, model: object, source: dict[str, object], licence: str,
     from ffsr_convert.sources import LoadedModel
 
     assert isinstance(model, LoadedModel)
-    ffmpeg, ffprobe = _ffmpeg_for_verification()
+    ffmpeg, ffprobe, ffmpeg_backends = _ffmpeg_for_verification(backends)
     req = ConvertRequest(name=name, model=model, source=source, licence=licence,
                          out_dir=out_dir or converted_models_dir(),
                          verify_clip=_verify_clip(verify_clip), ffmpeg=ffmpeg, ffprobe=ffprobe,
-                         backends=backends, log=log)
+                         ffmpeg_backends=ffmpeg_backends, backends=backends, log=log)
     return convert(req)

@@ -85,6 +85,8 @@ ENCODERS: dict[str, EncoderDefaults] = {
     "ffv1": EncoderDefaults(None, extra=("-level", "3")),
 }
 AUDIO_BITRATE = {"aac": "192k", "libopus": "160k"}
+TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"})
+"""Subtitles that convert to another text format (bitmap ones, DVD/Blu-ray, do not)."""
 
 
 def output_kind(path: Path) -> OutputKind:
@@ -128,6 +130,22 @@ def encoder_args(kind: OutputKind, encoder: str | None, crf: int | None, preset:
         fmt = "rgb24"
     fmt = pix_fmt or fmt
     return args + ["-pix_fmt", fmt] if fmt else args
+
+
+def subtitle_args(kind: OutputKind, codecs: Sequence[str],
+                  available: frozenset[str]) -> tuple[list[str], str | None]:
+    """(-c:s for the output or [] to leave subtitles out, a note saying why they are)."""
+    if not codecs or kind.subtitle_codec is None:
+        return [], None
+    if kind.subtitle_codec == "copy":
+        return ["-c:s", "copy"], None
+    if kind.subtitle_codec not in available:
+        return [], (f"subtitles left out: this ffmpeg has no {kind.subtitle_codec} encoder "
+                    "(.mkv keeps them as they are).")
+    if not all(c in TEXT_SUBTITLES for c in codecs):
+        return [], (f"subtitles left out: {', '.join(codecs)} cannot become {kind.subtitle_codec} "
+                    "(.mkv keeps them as they are).")
+    return ["-c:s", kind.subtitle_codec], None
 
 
 def audio_args(kind: OutputKind, codecs: Sequence[str], available: frozenset[str]) -> list[str]:

@@ -29,7 +29,7 @@ from typing import Any
 import jinja2
 
 from ffsr import __version__
-from ffsr.backends import get_backend
+from ffsr.backends import ALL_BACKENDS, get_backend
 from ffsr.errors import FfsrError
 from ffsr.paths import DOCKER_DIR, PROJECT_ROOT, cache_dir, sources_dir
 from ffsr.pip_setup import PipSetup, discover, overrides_only
@@ -64,7 +64,8 @@ class ImageConfig:
 
     flavor: str = "cpu"
     tag: str | None = None
-    backends: tuple[str, ...] = ("onnx", "torch", "tensorflow")
+    backends: tuple[str, ...] = ALL_BACKENDS
+    """The image carries every backend: a container's start-up cost is paid anyway."""
     ffmpeg_source: str = "debian"
     """'debian' (Debian's archive), a local tarball or a URL; the sha256 is checked."""
     base_image: str | None = None
@@ -173,6 +174,8 @@ def python_requirements(config: ImageConfig) -> list[str]:
                      f"spandrel=={pins['SPANDREL_VERSION']}", "safetensors"]
         else:
             reqs += [f"torch=={pins['TORCH_CPU_VERSION']}", "safetensors"]
+    if "openvino" in config.backends:
+        reqs.append(f"openvino=={pins['OPENVINO_VERSION']}")
     if "tensorflow" in config.backends:
         reqs.append(f"tensorflow=={pins['TENSORFLOW_VERSION']}")
     return reqs

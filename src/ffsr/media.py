@@ -32,6 +32,7 @@ class VideoInfo:
     index: int = 0
     """The stream's index in the file (cover art and other attached pictures are skipped)."""
     audio_codecs: tuple[str, ...] = ()
+    subtitle_codecs: tuple[str, ...] = ()
 
     @property
     def is_high_bit_depth(self) -> bool:
@@ -79,6 +80,8 @@ def probe(ffprobe: Path, path: Path) -> VideoInfo:
         index=int(video.get("index", 0)),
         audio_codecs=tuple(str(s.get("codec_name", "?")) for s in streams
                            if s.get("codec_type") == "audio"),
+        subtitle_codecs=tuple(str(s.get("codec_name", "?")) for s in streams
+                              if s.get("codec_type") == "subtitle"),
     )
 
 

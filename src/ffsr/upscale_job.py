@@ -18,7 +18,7 @@ from pathlib import Path
 import ffmpeg as ffmpeg_python
 
 from ffsr.backends import get_backend
-from ffsr.encoding import audio_args, encoder_args, output_kind
+from ffsr.encoding import audio_args, encoder_args, output_kind, subtitle_args
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import Capabilities, capabilities, choose_ffmpeg
 from ffsr.filtergraph import GraphOptions, render_graph
@@ -246,9 +246,12 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         outputs.append(stream["a?"])
         audio = audio_args(kind, info.audio_codecs, caps.encoders)
         out_kwargs.update(zip((k.lstrip("-") for k in audio[::2]), audio[1::2], strict=True))
-    if kind.subtitle_codec:
+    subs, subs_note = subtitle_args(kind, info.subtitle_codecs, caps.encoders)
+    if subs:
         outputs.append(stream["s?"])
-        out_kwargs["c:s"] = kind.subtitle_codec
+        out_kwargs["c:s"] = subs[1]
+    if subs_note:
+        notes.append(subs_note)
     if req.fps:
         out_kwargs["fps_mode"] = "cfr"
     if req.frames:

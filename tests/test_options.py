@@ -1,0 +1,218 @@
+"""Options a user types, end to end, as the README and --help give them: `ffsr models`,
+--width/--height, --interpolation and --interpolate-after, --crf/--preset, --overwrite,
+.mov output, `graph --fps`. Each run is a real ffsr process in a cache of its own (the
+ffmpeg found by default, ESPCN converted by `ffsr convert-model` into its default place);
+results are checked as a user would look at them: sizes, exact frame counts and
+timestamps, pixels against a reference ffmpeg computes with a known filter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import clean_env
+
+from ffsr.media import count_frames, probe, read_frames
+from ffsr.quality import psnr
+
+CLIP = "carphone_176x144.mp4"  # 176x144, 29.97 fps, moving camera, no audio
+SOUND = "realshort_320x240.mp4"  # 36 frames with AAC audio
+
+
+def ffsr(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ffsr", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path, shared_data: Path) -> dict[str, str]:
+    """A cache of its own with ESPCN converted (onnx, which openvino reads too) by the CLI."""
+    environ = clean_env(tmp_path_factory.mktemp("cache"))
+    proc = ffsr(environ, "convert-model", "espcn", "--backends", "onnx")
+    assert proc.returncode == 0, proc.stderr
+    return environ
+
+
+@pytest.fixture(scope="module")
+def clip25(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path, clips: Path) -> Path:
+    """30 frames of the moving clip at exactly 25 fps, lossless (timestamps i/25)."""
+    out = tmp_path_factory.mktemp("clip25") / "in.mkv"
+    subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", str(clips / CLIP), "-frames:v", "30",
+                    "-vf", "setpts=N/25/TB", "-r", "25", "-c:v", "ffv1", str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def upscaled25(env: dict[str, str], clip25: Path) -> Path:
+    """`ffsr upscale` of clip25 without a new rate, lossless."""
+    out = clip25.with_name("plain.mkv")
+    proc = ffsr(env, "upscale", str(clip25), "-m", "espcn", "--encoder", "ffv1", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def with_filter(ffmpeg: Path, src: Path, vf: str, out: Path) -> Path:
+    """``src`` through one of ffmpeg's own filters, lossless: the independent reference."""
+    subprocess.run([str(ffmpeg), "-v", "error", "-i", str(src), "-vf", vf, "-c:v", "ffv1", str(out)],
+                   check=True)
+    return out
+
+
+def timestamps(ffprobe: Path, path: Path) -> list[float]:
+    out = subprocess.run([str(ffprobe), "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "frame=pts_time", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, check=True)
+    return [float(t) for t in out.stdout.split()]
+
+
+def yuv_frames(ffmpeg: Path, path: Path, w: int, h: int) -> np.ndarray:
+    return read_frames(ffmpeg, path, "gray", w, h).astype(np.int16)  # the Y plane
+
+
+def test_models_lists_the_zoo_and_what_is_converted(env: dict[str, str], tmp_path: Path) -> None:
+    from ffsr.zoo import zoo
+
+    proc = ffsr(env, "models")
+    assert proc.returncode == 0, proc.stderr
+    rows = {ln.split()[0]: ln for ln in proc.stdout.splitlines() if ln.strip()}
+    assert set(rows) == set(zoo())
+    assert "converted: onnx" in rows["espcn"] and " x2 Y " in rows["espcn"]
+    assert "not converted" in rows["srcnn"] and " x4 RGB " in rows["realesr-animevideov3"]
+    fresh = ffsr(clean_env(tmp_path / "empty-cache"), "models")
+    assert fresh.returncode == 0 and fresh.stdout.count("not converted") == len(zoo())
+
+
+def test_width_and_height_scale_with_lanczos_after_the_model(env: dict[str, str], ffmpeg_bin: Path,
+                                                             ffprobe_bin: Path, clips: Path,
+                                                             tmp_path: Path) -> None:
+    """--width/--height: the model's x2 frames, then lanczos to the asked size (the same
+    frames ffmpeg's own scale filter makes from `ffsr upscale` without them)."""
+    common = [str(clips / CLIP), "-m", "espcn", "--frames", "4", "--encoder", "ffv1"]
+    sized, plain = tmp_path / "sized.mkv", tmp_path / "plain.mkv"
+    proc = ffsr(env, "upscale", *common, "--width", "300", "--height", "200", "-o", str(sized))
+    assert proc.returncode == 0, proc.stderr
+    assert ffsr(env, "upscale", *common, "-o", str(plain)).returncode == 0
+    info = probe(ffprobe_bin, sized)
+    assert (info.width, info.height) == (300, 200) and count_frames(ffprobe_bin, sized) == 4
+    ref = tmp_path / "ref.mkv"
+    subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", str(plain), "-vf",
+                    "scale=w=300:h=200:flags=lanczos", "-c:v", "ffv1", str(ref)], check=True)
+    got, want = yuv_frames(ffmpeg_bin, sized, 300, 200), yuv_frames(ffmpeg_bin, ref, 300, 200)
+    assert got.shape == want.shape == (4, 200, 300, 1)
+    assert psnr(got, want) > 45, "--width/--height are not the model's frames scaled with lanczos"
+
+
+def test_interpolation_fps_duplicates_frames_on_exact_timestamps(env: dict[str, str], ffmpeg_bin: Path,
+                                                                 ffprobe_bin: Path, clip25: Path,
+                                                                 upscaled25: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fps.mkv"
+    proc = ffsr(env, "upscale", str(clip25), "-m", "espcn", "--fps", "50", "--interpolation", "fps",
+                "--encoder", "ffv1", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert timestamps(ffprobe_bin, out) == pytest.approx([i / 50 for i in range(60)], abs=1e-3)
+    y, up = yuv_frames(ffmpeg_bin, out, 352, 288), yuv_frames(ffmpeg_bin, upscaled25, 352, 288)
+    assert all((y[2 * k] == up[k]).all() and (y[2 * k + 1] == up[k]).all() for k in range(30)), \
+        "--interpolation fps shows each upscaled frame twice"
+
+
+def test_interpolation_framerate_after_upscaling_blends_the_upscaled_frames(
+        env: dict[str, str], ffmpeg_bin: Path, ffprobe_bin: Path, clip25: Path, upscaled25: Path,
+        tmp_path: Path) -> None:
+    """--interpolation framerate --interpolate-after: ffmpeg's framerate filter on the upscaled
+    frames, frame for frame (so the blend ran after the model, on the big frames)."""
+    out = tmp_path / "blend.mkv"
+    proc = ffsr(env, "upscale", str(clip25), "-m", "espcn", "--fps", "50", "--interpolation",
+                "framerate", "--interpolate-after", "--encoder", "ffv1", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    ref = with_filter(ffmpeg_bin, upscaled25, "framerate=fps=50", tmp_path / "ref.mkv")
+    y, want = yuv_frames(ffmpeg_bin, out, 352, 288), yuv_frames(ffmpeg_bin, ref, 352, 288)
+    n = len(want)
+    # ffsr's -fps_mode cfr repeats the last frame once more, at the input's end time (1.2 s)
+    assert n >= 58 and len(y) in (n, n + 1)
+    assert timestamps(ffprobe_bin, out)[:n] == timestamps(ffprobe_bin, ref)
+    assert np.abs(y[:n] - want).max() <= 1
+    assert not (y[1] == y[0]).all() and not (y[1] == y[2]).all(), "frame 1 is a blend, not a copy"
+
+
+def test_default_interpolation_makes_new_frames_not_copies(env: dict[str, str], ffmpeg_bin: Path,
+                                                           ffprobe_bin: Path, clip25: Path,
+                                                           tmp_path: Path) -> None:
+    """--fps with the default minterpolate (before the model): as many frames as ffmpeg's
+    minterpolate makes, on the new rate's timestamps, none of them a copy of a neighbour."""
+    out = tmp_path / "mi.mkv"
+    proc = ffsr(env, "upscale", str(clip25), "-m", "espcn", "--fps", "50", "--encoder", "ffv1",
+                "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    ref = with_filter(ffmpeg_bin, clip25, "minterpolate=fps=50", tmp_path / "ref.mkv")
+    n = count_frames(ffprobe_bin, ref)
+    assert timestamps(ffprobe_bin, out) == pytest.approx([i / 50 for i in range(n)], abs=1e-3)
+    y = yuv_frames(ffmpeg_bin, out, 352, 288)
+    for k in range(1, n - 1, 2):
+        assert not (y[k] == y[k - 1]).all() and not (y[k] == y[k + 1]).all(), f"frame {k} is a copy"
+
+
+def test_crf_and_preset_reach_the_encoder(env: dict[str, str], clips: Path, tmp_path: Path) -> None:
+    """x264 writes its settings into the stream: the asked crf and preset are there."""
+    out = tmp_path / "q.mp4"
+    proc = ffsr(env, "upscale", str(clips / CLIP), "-m", "espcn", "--frames", "3", "--crf", "31",
+                "--preset", "ultrafast", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = out.read_bytes()
+    assert b"crf=31.0" in data and b"cabac=0" in data, "ultrafast turns CABAC off"
+    default = tmp_path / "d.mp4"
+    assert ffsr(env, "upscale", str(clips / CLIP), "-m", "espcn", "--frames", "3", "-o",
+                str(default)).returncode == 0
+    assert b"crf=18.0" in default.read_bytes() and b"cabac=1" in default.read_bytes()
+
+
+def test_overwrite_replaces_an_existing_output(env: dict[str, str], ffprobe_bin: Path, clips: Path,
+                                               tmp_path: Path) -> None:
+    out = tmp_path / "o.mp4"
+    out.write_text("an old file")
+    refused = ffsr(env, "upscale", str(clips / CLIP), "-m", "espcn", "--frames", "3", "-o", str(out))
+    assert refused.returncode == 1 and out.read_text() == "an old file"
+    proc = ffsr(env, "upscale", str(clips / CLIP), "-m", "espcn", "--frames", "3", "-o", str(out),
+                "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    info = probe(ffprobe_bin, out)
+    assert (info.width, info.height) == (352, 288) and count_frames(ffprobe_bin, out) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4"], "no staging file left"
+
+
+def test_mov_output_keeps_the_audio(env: dict[str, str], ffmpeg_bin: Path, ffprobe_bin: Path,
+                                    clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.mov"
+    proc = ffsr(env, "upscale", str(clips / SOUND), "-m", "espcn", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    info = probe(ffprobe_bin, out)
+    assert (info.codec, info.width, info.height) == ("h264", 640, 480) and info.has_audio
+    assert count_frames(ffprobe_bin, out) == 36
+
+    def audio_md5(path: Path) -> str:
+        return subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", str(path), "-map", "0:a", "-c",
+                               "copy", "-f", "md5", "-"], capture_output=True, text=True,
+                              check=True).stdout
+    assert audio_md5(out) == audio_md5(clips / SOUND)
+
+
+def test_graph_fps_pasted_into_ffmpeg_gives_the_new_rate(env: dict[str, str], ffmpeg_bin: Path,
+                                                         ffprobe_bin: Path, clip25: Path,
+                                                         tmp_path: Path) -> None:
+    """`ffsr graph -m espcn --fps 60` from the README: interpolation first, then the model; the
+    pasted graph makes the frames `ffsr upscale --fps 60` makes."""
+    proc = ffsr(env, "graph", "-m", "espcn", "--fps", "60")
+    assert proc.returncode == 0, proc.stderr
+    graph = proc.stdout.strip()
+    assert graph.startswith("minterpolate=fps=60:") and "dnn_processing=" in graph
+    pasted, upscaled = tmp_path / "pasted.mkv", tmp_path / "upscaled.mkv"
+    subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", str(clip25), "-vf", graph, "-c:v", "ffv1",
+                    str(pasted)], check=True, env={**os.environ, **env})
+    assert ffsr(env, "upscale", str(clip25), "-m", "espcn", "--fps", "60", "--encoder", "ffv1",
+                "-o", str(upscaled)).returncode == 0
+    assert probe(ffprobe_bin, pasted).frame_rate == 60
+    a, b = yuv_frames(ffmpeg_bin, pasted, 352, 288), yuv_frames(ffmpeg_bin, upscaled, 352, 288)
+    assert len(a) == len(b) >= 60 and (a == b).all()
