@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ffsr_convert import import_tensorflow
 from ffsr_convert.weights import SmallSRNet
 
 ONNX_OPSET = 17
@@ -46,7 +47,7 @@ def export_frozen_pb(net: SmallSRNet, path: Path) -> None:
     Built directly from constants (already frozen), the same ops as hvrr-sr's export:
     symmetric padding, VALID convolutions, depth_to_space for ESPCN.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     graph = tf.Graph()
     with graph.as_default():
@@ -68,7 +69,7 @@ def export_frozen_pb(net: SmallSRNet, path: Path) -> None:
 
 def run_frozen_pb(path: Path, y: np.ndarray) -> np.ndarray:
     """Run a frozen graph on a [H,W] float Y plane; returns the output [H',W']."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(path.read_bytes())

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ffsr_convert import import_tensorflow
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -46,7 +48,7 @@ ARCH_LAYOUT = {
 
 def from_tf_checkpoint(arch: str, checkpoint: Path, scale: int) -> SmallSRNet:
     """Read the variables of an hvrr-sr style TF1 checkpoint (optimizer slots ignored)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     reader = tf.train.load_checkpoint(str(checkpoint))
     shapes = reader.get_variable_to_shape_map()
