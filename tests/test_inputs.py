@@ -365,6 +365,26 @@ def subtitles(d: Path, ff: Path) -> Case:
                 Expect("o.mp4", (2 * W, 2 * H), 10, check=check))
 
 
+def encoded(out_name: str, codec: str, pix_fmt: str, bits: int,
+            *options: str) -> Callable[[Path, Path], Case]:
+    """The output encoders: codec, pixel format and bit depth as ffprobe reads them back."""
+    def case(d: Path, ff: Path) -> Case:
+        make(ff, *lavfi(src()), *lavfi("sine=duration=0.2:sample_rate=48000"), "-frames:v", "5",
+             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(d / "in.mp4"))
+
+        def check(out: Path, ffprobe: Path, _: str) -> None:
+            video, *rest = streams(ffprobe, out)
+            assert (video["codec_name"], video["pix_fmt"]) == (codec, pix_fmt)
+            raw = ffprobe_json(ffprobe, out, "-select_streams", "v:0", "-show_entries",
+                               "frame=pix_fmt", "-read_intervals", "%+#1")["frames"][0]["pix_fmt"]
+            assert raw == pix_fmt and (bits == 10) == raw.endswith("10le")
+            assert [s["codec_type"] for s in rest] == ["audio"]
+
+        return Case(["upscale", "in.mp4", "-m", "espcn", *options, "-o", out_name],
+                    Expect(out_name, (2 * W, 2 * H), 5, check=check))
+    return case
+
+
 # Refusals
 
 
@@ -429,7 +449,7 @@ def missing_input(d: Path, ff: Path) -> Case:
 def directory_input(d: Path, ff: Path) -> Case:
     (d / "folder.mp4").mkdir()
     return Case(["upscale", "folder.mp4", "-m", "espcn", "-o", "o.mp4"],
-                refusal=r"folder\.mp4")
+                refusal=r"^No video files in folder\.mp4 \(by extension")
 
 
 def existing_output(d: Path, ff: Path) -> Case:
@@ -525,6 +545,12 @@ CASES: dict[str, Callable[[Path, Path], Case]] = {
     "aac-into-webm-reencoded": with_audio(".mp4", "aac", ".webm", "opus"),
     "opus-into-webm-copied": with_audio(".mkv", "libopus", ".webm", "opus"),
     "subtitles-srt-to-mp4": subtitles,
+    "webm-default-vp9-opus": encoded("o.webm", "vp9", "yuv420p", 8),
+    "x265-10-bit": encoded("o.mp4", "hevc", "yuv420p10le", 10, "--encoder", "libx265", "--pix-fmt",
+                           "yuv420p10le"),
+    "svt-av1-10-bit": encoded("o.mkv", "av1", "yuv420p10le", 10, "--encoder", "libsvtav1",
+                              "--pix-fmt", "yuv420p10le"),
+    "vp9-10-bit-webm": encoded("o.webm", "vp9", "yuv420p10le", 10, "--pix-fmt", "yuv420p10le"),
     "zero-length": zero_length,
     "random-bytes": random_bytes,
     "truncated-mp4-faststart": truncated_faststart,
@@ -581,3 +607,43 @@ def test_input(name: str, espcn: ModelCard, ffmpeg_bin: Path, ffprobe_bin: Path,
         assert pts == pytest.approx(video_frames(ffprobe_bin, work / exp.pts_of), abs=1e-3)
     if exp.check:
         exp.check(out, ffprobe_bin, result.stderr)
+
+
+def test_two_runs_writing_the_same_output(espcn: ModelCard, ffmpeg_bin: Path, ffprobe_bin: Path,
+                                          tmp_path: Path) -> None:
+    """Started together: one writes same.mp4, the other refuses in one sentence (it never
+    replaces a file it did not plan to replace), and no partial file of either stays."""
+    make(ffmpeg_bin, *lavfi(src(), 30), "-c:v", "libx264", "-preset", "ultrafast",
+         str(tmp_path / "in.mp4"))
+    cmd = [sys.executable, "-m", "ffsr", "upscale", "in.mp4", "-m", "espcn", "-o", "same.mp4"]
+    runs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    results = sorted(((p.wait(timeout=600), p.communicate()[1]) for p in runs), key=lambda r: r[0])
+    (ok, _), (refused, stderr) = results
+    assert ok == 0 and refused == 1, results
+    assert "Traceback" not in stderr
+    assert re.fullmatch(r"error: same\.mp4 (appeared while this run was writing it \(another ffsr "
+                        r"run\?\)|exists); pass --overwrite to replace it\.",
+                        stderr.strip().splitlines()[-1]), stderr
+    assert {p.name for p in tmp_path.iterdir()} == {"in.mp4", "same.mp4"}
+    assert len(video_frames(ffprobe_bin, tmp_path / "same.mp4")) == 30
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_with_relative_paths(espcn: ModelCard, cpu_image: str, ffmpeg_bin: Path,
+                                    ffprobe_bin: Path, tmp_path: Path) -> None:
+    """`--runtime docker` with a relative input, output and model path: Docker takes a
+    relative host path for a volume name, so every path ffsr hands it must be absolute."""
+    (tmp_path / "in").mkdir()
+    make(ffmpeg_bin, *lavfi(src(), 5), "-c:v", "libx264", "-preset", "ultrafast",
+         str(tmp_path / "in" / "clip.mp4"))
+    shutil.copytree(espcn.directory, tmp_path / "models" / "espcn")
+    proc = subprocess.run([sys.executable, "-m", "ffsr", "upscale", "in/clip.mp4", "-m", "models/espcn",
+                           "--runtime", "docker", "--image", cpu_image, "-o", "out.mp4"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    s = streams(ffprobe_bin, tmp_path / "out.mp4")[0]
+    assert (s["width"], s["height"]) == (2 * W, 2 * H)
+    assert len(video_frames(ffprobe_bin, tmp_path / "out.mp4")) == 5
+    assert {p.name for p in tmp_path.iterdir()} == {"in", "models", "out.mp4"}, "staging left behind"

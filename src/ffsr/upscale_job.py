@@ -320,7 +320,8 @@ def run_upscale(plan: UpscalePlan,
     req = plan.request
     logs = cache_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{plan.output.name}.{time.strftime('%Y%m%d-%H%M%S')}.log"
+    # One log per run (the pid: two runs of the same command in the same second).
+    log_path = logs / f"{plan.output.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     started = time.monotonic()
     plan.partial.unlink(missing_ok=True)
     with stop_on_signals():  # SIGTERM/SIGHUP/SIGINT unwind through the cleanup below
