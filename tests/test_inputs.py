@@ -12,12 +12,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ffsr.model_card import ModelCard
 
@@ -647,3 +650,33 @@ def test_docker_with_relative_paths(espcn: ModelCard, cpu_image: str, ffmpeg_bin
     assert (s["width"], s["height"]) == (2 * W, 2 * H)
     assert len(video_frames(ffprobe_bin, tmp_path / "out.mp4")) == 5
     assert {p.name for p in tmp_path.iterdir()} == {"in", "models", "out.mp4"}, "staging left behind"
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_bytes_and_cut_clips_never_give_a_traceback(
+        data: st.DataObject, espcn: ModelCard, clips: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random bytes, and real clips cut at random points (with random bytes spliced in):
+    either a result or one sentence, never a Python traceback, never a file left behind."""
+    clip = data.draw(st.sampled_from(["carphone_176x144.mp4", "realshort_320x240.mp4",
+                                      "newtonscradle_200x150.gif"]))
+    real = (clips / clip).read_bytes()
+    if data.draw(st.booleans()):
+        body = data.draw(st.binary(min_size=0, max_size=4096))
+    else:
+        cut = data.draw(st.integers(min_value=0, max_value=len(real)))
+        body = real[:cut] + data.draw(st.binary(max_size=256))
+    work = Path(tempfile.mkdtemp(dir=tmp_path))
+    name = "in" + Path(clip).suffix
+    (work / name).write_bytes(body)
+    result = run_cli(["upscale", name, "-m", "espcn", "--frames", "3", "-o", "o.mp4"], capsys,
+                     monkeypatch, work)
+    assert "Traceback" not in result.stderr
+    names = {p.name for p in work.iterdir()}
+    if result.code == 0:
+        assert names == {name, "o.mp4"}
+    else:
+        assert result.stderr.strip().splitlines()[-1].startswith("error: "), result.stderr
+        assert names == {name}
