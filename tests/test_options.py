@@ -119,6 +119,9 @@ def test_interpolation_fps_duplicates_frames_on_exact_timestamps(env: dict[str, 
         "--interpolation fps shows each upscaled frame twice"
 
 
+@pytest.mark.xfail(reason="ffsr's -fps_mode cfr after framerate repeats the first frame and shows "
+                          "every later one 1/50 s late (ffmpeg -vf framerate=fps=50 -fps_mode cfr "
+                          "does the same; passthrough does not): issue 15, reported", strict=False)
 def test_interpolation_framerate_after_upscaling_blends_the_upscaled_frames(
         env: dict[str, str], ffmpeg_bin: Path, ffprobe_bin: Path, clip25: Path, upscaled25: Path,
         tmp_path: Path) -> None:
@@ -216,3 +219,51 @@ def test_graph_fps_pasted_into_ffmpeg_gives_the_new_rate(env: dict[str, str], ff
     assert probe(ffprobe_bin, pasted).frame_rate == 60
     a, b = yuv_frames(ffmpeg_bin, pasted, 352, 288), yuv_frames(ffmpeg_bin, upscaled, 352, 288)
     assert len(a) == len(b) >= 60 and (a == b).all()
+
+
+def test_a_wrong_command_line_exits_2(tmp_path: Path) -> None:
+    """The README's exit status 2: an unknown option or a missing argument, said on stderr."""
+    env = clean_env(tmp_path / "cache")
+    unknown = ffsr(env, "upscale", "in.mp4", "-m", "espcn", "--no-such-option")
+    assert unknown.returncode == 2 and "--no-such-option" in unknown.stderr and unknown.stdout == ""
+    missing = ffsr(env, "upscale", "in.mp4")
+    assert missing.returncode == 2 and "--model" in missing.stderr
+
+
+def test_y4m_output_with_a_matching_scale(env: dict[str, str], ffmpeg_bin: Path, ffprobe_bin: Path,
+                                          clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.y4m"
+    proc = ffsr(env, "upscale", str(clips / CLIP), "-m", "espcn", "--scale", "2", "--frames", "3",
+                "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    info = probe(ffprobe_bin, out)
+    assert (info.codec, info.width, info.height) == ("rawvideo", 352, 288)
+    assert count_frames(ffprobe_bin, out) == 3
+
+
+@pytest.mark.xfail(reason="ffsr takes the frames --dedupe drops for missing ones: 'Only 30 of 60 "
+                          "frames came out: the input is truncated' (issue 15, reported)", strict=False)
+def test_dedupe_drops_the_repeated_frames(env: dict[str, str], ffmpeg_bin: Path, ffprobe_bin: Path,
+                                          clip25: Path, upscaled25: Path, tmp_path: Path) -> None:
+    """Every frame shown twice (fps=50 on a 25 fps clip): --dedupe keeps each one once, and
+    those are the upscaled frames."""
+    doubled = with_filter(ffmpeg_bin, clip25, "fps=50", tmp_path / "doubled.mkv")
+    out = tmp_path / "dd.mkv"
+    proc = ffsr(env, "upscale", str(doubled), "-m", "espcn", "--dedupe", "--encoder", "ffv1",
+                "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    y, up = yuv_frames(ffmpeg_bin, out, 352, 288), yuv_frames(ffmpeg_bin, upscaled25, 352, 288)
+    assert y.shape == up.shape and (y == up).all()
+
+
+@pytest.mark.xfail(reason="minterpolate ends a few frames early and ffsr's 90 % rule calls a short "
+                          "clip truncated: 'Only 20 of 24 frames came out' (issue 15, reported)",
+                   strict=False)
+def test_fps_on_a_short_clip(env: dict[str, str], ffprobe_bin: Path, clip25: Path,
+                             ffmpeg_bin: Path, tmp_path: Path) -> None:
+    short = tmp_path / "short.mkv"
+    subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", str(clip25), "-frames:v", "10", "-c", "copy",
+                    str(short)], check=True)
+    proc = ffsr(env, "upscale", str(short), "-m", "espcn", "--fps", "60", "-o", str(tmp_path / "o.mp4"))
+    assert proc.returncode == 0, proc.stderr
+
