@@ -267,3 +267,38 @@ def test_fps_on_a_short_clip(env: dict[str, str], ffprobe_bin: Path, clip25: Pat
     proc = ffsr(env, "upscale", str(short), "-m", "espcn", "--fps", "60", "-o", str(tmp_path / "o.mp4"))
     assert proc.returncode == 0, proc.stderr
 
+
+@pytest.fixture(scope="module")
+def onnx_compact(zoo_models: dict[str, object], clips: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ESPCN on the onnx backend in the default (compact) form: the reference the other
+    backends and forms must match. The session's cache holds every zoo model, all backends."""
+    out = tmp_path_factory.mktemp("onnx-compact") / "onnx.mkv"
+    proc = ffsr(dict(os.environ), "upscale", str(clips / CLIP), "-m", "espcn", "--backend", "onnx",
+                "--frames", "4", "--encoder", "ffv1", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.parametrize(("backend", "form"), [("onnx", "explicit"), ("openvino", "compact"),
+                                               ("torch", "compact"), ("tensorflow", "compact"),
+                                               ("tensorflow", "sr")])
+def test_backend_and_form_through_upscale(onnx_compact: Path, ffmpeg_bin: Path, clips: Path,
+                                          tmp_path: Path, backend: str, form: str) -> None:
+    """`ffsr upscale --backend B --form F`: the ffmpeg ffsr picks for B (the full build for
+    torch and tensorflow) runs B, and the frames are ESPCN's (the Y plane as onnx gives it)."""
+    args = ["upscale", str(clips / CLIP), "-m", "espcn", "--backend", backend, "--form", form,
+            "--frames", "4", "--encoder", "ffv1", "-o", str(tmp_path / "o.mkv")]
+    plan = ffsr(dict(os.environ), *args, "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert f"dnn_backend={backend}" in plan.stdout, plan.stdout
+    assert (",sr=dnn_backend=" in plan.stdout) == (form == "sr")
+    assert ("extractplanes=y+u+v" in plan.stdout) == (form == "explicit")
+    proc = ffsr(dict(os.environ), *args)
+    assert proc.returncode == 0, proc.stderr
+    got = yuv_frames(ffmpeg_bin, tmp_path / "o.mkv", 352, 288)
+    want = yuv_frames(ffmpeg_bin, onnx_compact, 352, 288)
+    assert got.shape == want.shape == (4, 288, 352, 1)
+    # torch runs ESPCN's RGB wrapper (rgb24 in and out): the colour round trip costs ~44 dB
+    floor = 40 if backend == "torch" else 45
+    assert psnr(got, want) > floor, f"{backend}/{form}: {psnr(got, want):.1f} dB from onnx"
