@@ -302,3 +302,41 @@ def test_backend_and_form_through_upscale(onnx_compact: Path, ffmpeg_bin: Path, 
     # torch runs ESPCN's RGB wrapper (rgb24 in and out): the colour round trip costs ~44 dB
     floor = 40 if backend == "torch" else 45
     assert psnr(got, want) > floor, f"{backend}/{form}: {psnr(got, want):.1f} dB from onnx"
+
+
+def _safetensors_copy(pth: Path, dest: Path) -> Path:
+    """The same weights as ``pth``, saved the way .safetensors checkpoints are shared."""
+    import torch
+    from safetensors.torch import save_file
+
+    state = torch.load(pth, map_location="cpu", weights_only=True)
+    for key in ("params_ema", "params"):
+        if isinstance(state, dict) and key in state:
+            state = state[key]
+    save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
+    return dest
+
+
+@pytest.mark.parametrize("kind", ["pth", "safetensors", "ckpt"])
+def test_convert_model_checkpoint_succeeds(env: dict[str, str], shared_data: Path, tmp_path: Path,
+                                           kind: str) -> None:
+    """`ffsr convert-model --checkpoint FILE` on each kind the README names: the card says the
+    .onnx matches the source framework, and ffmpeg, to within one level."""
+    ckpts = shared_data / "checkpoints"
+    if kind == "ckpt":
+        args = ["--checkpoint", str(ckpts / "hvrr-sr" / "espcn" / "model_100.ckpt"), "--arch", "espcn",
+                "--name", "mine"]
+    else:
+        pth = ckpts / "realesrgan" / "small-grayrealesrx2.pth"
+        path = pth if kind == "pth" else _safetensors_copy(pth, tmp_path / "mine.safetensors")
+        args = ["--checkpoint", str(path), "--name", "mine"]
+    out = tmp_path / "models"
+    proc = ffsr(env, "convert-model", *args, "--backends", "onnx", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    from ffsr.model_card import find_card
+
+    card = find_card("mine", out)
+    assert card.scale == 2 and set(card.files) == {"onnx"}
+    for check in ("runtime", "ffmpeg"):
+        result = card.files["onnx"].fidelity[check]
+        assert result["passes"] and result["within_one"] >= 0.999, (check, result)
