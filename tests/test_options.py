@@ -340,3 +340,22 @@ def test_convert_model_checkpoint_succeeds(env: dict[str, str], shared_data: Pat
     for check in ("runtime", "ffmpeg"):
         result = card.files["onnx"].fidelity[check]
         assert result["passes"] and result["within_one"] >= 0.999, (check, result)
+
+
+def test_graph_with_labels_and_size_pasted_into_filter_complex(env: dict[str, str], ffmpeg_bin: Path,
+                                                               clips: Path, tmp_path: Path) -> None:
+    """`ffsr graph --in-label 0:v --out-label up --width --height` is a -filter_complex chain
+    with those pads; pasted, it makes the frames `ffsr upscale --width --height` makes."""
+    size = ["--width", "300", "--height", "200"]
+    proc = ffsr(env, "graph", "-m", "espcn", *size, "--in-label", "0:v", "--out-label", "up")
+    assert proc.returncode == 0, proc.stderr
+    graph = proc.stdout.strip()
+    assert graph.startswith("[0:v]") and graph.endswith("[up]")
+    pasted, upscaled = tmp_path / "pasted.mkv", tmp_path / "upscaled.mkv"
+    subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", str(clips / CLIP), "-filter_complex", graph,
+                    "-map", "[up]", "-frames:v", "4", "-c:v", "ffv1", str(pasted)], check=True)
+    assert ffsr(env, "upscale", str(clips / CLIP), "-m", "espcn", *size, "--frames", "4",
+                "--encoder", "ffv1", "-o", str(upscaled)).returncode == 0
+    a, b = yuv_frames(ffmpeg_bin, pasted, 300, 200), yuv_frames(ffmpeg_bin, upscaled, 300, 200)
+    assert a.shape == b.shape == (4, 200, 300, 1) and (a == b).all()
+
