@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ffsr.model_card import ModelCard
+from ffsr.precision import cpu_has_bf16
 
 pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
@@ -20,11 +21,11 @@ pytest.importorskip("spandrel")
 
 
 def test_every_zoo_model_converts_and_matches_its_source(zoo_models: dict[str, ModelCard]) -> None:
-    expected_backends = {"espcn": {"onnx", "torch", "tensorflow"},
-                         "srcnn": {"onnx", "torch", "tensorflow"},
-                         "realesr-animevideov3": {"onnx", "torch"},
-                         "realesr-animevideox2v3": {"onnx", "torch"},
-                         "small-grayrealesrx2": {"onnx", "torch"}}
+    expected_backends = {"espcn": {"onnx", "openvino", "torch", "tensorflow"},
+                         "srcnn": {"onnx", "openvino", "torch", "tensorflow"},
+                         "realesr-animevideov3": {"onnx", "openvino", "torch"},
+                         "realesr-animevideox2v3": {"onnx", "openvino", "torch"},
+                         "small-grayrealesrx2": {"onnx", "openvino", "torch"}}
     for name, card in zoo_models.items():
         assert set(card.files) == expected_backends[name], name
         for backend, mf in card.files.items():
@@ -34,6 +35,10 @@ def test_every_zoo_model_converts_and_matches_its_source(zoo_models: dict[str, M
                 assert result["passes"] and result["within_one"] >= 0.999, (name, backend, check)
                 assert result["psnr_db"] >= 50
     assert zoo_models["espcn"].files["tensorflow"].fidelity["ffmpeg_sr_filter"]["passes"]
+    if cpu_has_bf16():  # the card records bf16 against the f32 source (DESIGN §6: ~57 dB)
+        for name, card in zoo_models.items():
+            bf16 = card.files["openvino"].fidelity["ffmpeg_bf16"]
+            assert bf16["passes"] and bf16["psnr_db"] >= 50, (name, bf16)
     assert zoo_models["realesr-animevideov3"].scale == 4
     assert zoo_models["small-grayrealesrx2"].color == "y"
     assert zoo_models["srcnn"].prescale == 2
