@@ -97,7 +97,7 @@ def test_builder_runs_the_ffmpeg_build_script_with_the_shipped_sources(flavor: s
     cmd = runs[0].split()
     assert cmd[:2] == ["bash", "/build/docker/build-ffmpeg.sh"]
     assert cmd[cmd.index("--source") + 1] == f"/build/sources/ffmpeg-{ffmpeg_version()}.tar.xz"
-    assert cmd[cmd.index("--backends") + 1] == "onnx,torch,tensorflow"
+    assert cmd[cmd.index("--backends") + 1] == "onnx,openvino,torch,tensorflow"
     assert ("--cuda" in cmd) == (flavor == "cuda")
     assert ("libffmpeg-nvenc-dev" in text) == (flavor == "cuda")
     assert "Step" not in text and "{{" not in text and "{%" not in text
@@ -577,3 +577,24 @@ def test_image_upscales_a_real_clip(cpu_image: str, mounts: dict[Path, tuple[str
     want = onnx_reference(model, src[..., 0])[..., None] if backend == "onnx" else torch_reference(model, src)
     report = compare_8bit(got, want)
     assert report.passes, report
+
+
+def test_engine_going_away_during_the_build_is_one_sentence(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """dockerd killed mid-build (seen here: the stream breaks with urllib3's ProtocolError)."""
+    from urllib3.exceptions import ProtocolError
+
+    monkeypatch.setenv("FFSR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("ffsr.image.fetch_sources", lambda config, log: tmp_path)
+    (tmp_path / f"ffmpeg-{ffmpeg_version()}.tar.xz").write_bytes(b"x")
+    (tmp_path / "onnxruntime-headers").mkdir()
+
+    def stream() -> Any:
+        yield {"stream": "Step 14/31 : RUN bash /build/docker/build-ffmpeg.sh\n"}
+        raise ProtocolError("Connection broken: IncompleteRead(0 bytes read)")
+
+    api = FakeAPI()
+    api.build = lambda **kwargs: stream()  # type: ignore[method-assign]
+    with pytest.raises(FfsrError, match=r"^The Docker engine at .* failed while trying to run the "
+                                        r"build: Connection broken"):
+        build_image(ImageConfig(backends=("onnx",), host_pip=False), api=api)

@@ -29,7 +29,7 @@ from typing import Any
 import jinja2
 
 from ffsr import __version__
-from ffsr.backends import ALL_BACKENDS, get_backend
+from ffsr.backends import get_backend
 from ffsr.errors import FfsrError
 from ffsr.paths import DOCKER_DIR, PROJECT_ROOT, cache_dir, sources_dir
 from ffsr.pip_setup import PipSetup, discover, overrides_only
@@ -54,6 +54,9 @@ DISK_NEEDED_GB = {"cpu": 10, "cuda": 25}  # measured: ~7 GB and ~17 GB
 BUILD_PACKAGES = ("build-essential", "nasm", "pkg-config", "xz-utils", "patch",
                   "libx264-dev", "libx265-dev", "libsvtav1enc-dev", "libvpx-dev", "libopus-dev",
                   "libdav1d-dev", "zlib1g-dev")
+IMAGE_BACKENDS = ("onnx", "openvino", "torch", "tensorflow")
+"""Every backend, in the order `ffsr build-image --backends` defaults to (it is in the
+Dockerfile: another order is another FFmpeg build layer)."""
 FIXED_MTIME = 1_700_000_000  # context members get one mtime: same inputs, same tar
 PIP_INDEX_DIR = "/build/pip-index"  # local (file://) package indexes carried into the build
 
@@ -64,7 +67,7 @@ class ImageConfig:
 
     flavor: str = "cpu"
     tag: str | None = None
-    backends: tuple[str, ...] = ALL_BACKENDS
+    backends: tuple[str, ...] = IMAGE_BACKENDS
     """The image carries every backend: a container's start-up cost is paid anyway."""
     ffmpeg_source: str = "debian"
     """'debian' (Debian's archive), a local tarball or a URL; the sha256 is checked."""
@@ -717,6 +720,7 @@ def _build(config: ImageConfig, api: Any | None, log: Callable[[str], None], log
            started: float, on_progress: ProgressCallback | None,
            pip: PipSetup | None) -> ImageResult:
     from docker.errors import DockerException
+    from urllib3.exceptions import HTTPError
 
     api = api or connect()
     log(f"ffsr {__version__} build-image {config}")
@@ -758,9 +762,7 @@ def _build(config: ImageConfig, api: Any | None, log: Callable[[str], None], log
                 finally:
                     if hasattr(stream, "close"):
                         stream.close()
-        except DockerException as e:
-            raise engine_error(e, "run the build") from None
-        except OSError as e:
+        except (DockerException, OSError, HTTPError) as e:  # HTTPError: the engine went away
             raise engine_error(e, "run the build") from None
         if failure := watcher.failure():
             raise failure

@@ -91,6 +91,7 @@ def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu:
     (see container_user), mounts as given, removed afterwards, stopped on Ctrl-C. ``on_stdout`` consumes
     stdout lines while it runs; returns (exit status, stderr)."""
     from docker.errors import DockerException, ImageNotFound
+    from urllib3.exceptions import HTTPError
 
     from ffsr.docker_gpu import start_container
     from ffsr.image import connect, engine_error
@@ -129,10 +130,12 @@ def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu:
                 pass
         rc = int(api.wait(cid).get("StatusCode", 1))
         err = api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
-    except BaseException:
+    except BaseException as e:
         # Ctrl-C, a stop signal or a lost stream: the container must not run on.
         with contextlib.suppress(Exception):
             api.stop(cid, timeout=STOP_TIMEOUT_S)
+        if isinstance(e, (DockerException, OSError, HTTPError)):  # the engine went away
+            raise engine_error(e, "run the container") from None
         raise
     finally:
         with contextlib.suppress(Exception):
