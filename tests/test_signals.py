@@ -38,7 +38,9 @@ def processes_mentioning(text: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -> Path:
-    clip = tmp_path_factory.mktemp("long") / "long.mp4"
+    folder = tmp_path_factory.mktemp("long")
+    folder.chmod(0o755)  # the image's non-root user reads it in the container test
+    clip = folder / "long.mp4"
     subprocess.run([str(ffmpeg_bin), "-v", "error", "-f", "lavfi", "-i",
                     f"testsrc2=size=320x240:rate=25,trim=end_frame={FRAMES}",
                     "-c:v", "libx264", "-preset", "ultrafast", str(clip)], check=True)
