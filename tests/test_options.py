@@ -241,8 +241,6 @@ def test_y4m_output_with_a_matching_scale(env: dict[str, str], ffmpeg_bin: Path,
     assert count_frames(ffprobe_bin, out) == 3
 
 
-@pytest.mark.xfail(reason="ffsr takes the frames --dedupe drops for missing ones: 'Only 30 of 60 "
-                          "frames came out: the input is truncated' (issue 15, reported)", strict=False)
 def test_dedupe_drops_the_repeated_frames(env: dict[str, str], ffmpeg_bin: Path, ffprobe_bin: Path,
                                           clip25: Path, upscaled25: Path, tmp_path: Path) -> None:
     """Every frame shown twice (fps=50 on a 25 fps clip): --dedupe keeps each one once, and
@@ -256,9 +254,6 @@ def test_dedupe_drops_the_repeated_frames(env: dict[str, str], ffmpeg_bin: Path,
     assert y.shape == up.shape and (y == up).all()
 
 
-@pytest.mark.xfail(reason="minterpolate ends a few frames early and ffsr's 90 % rule calls a short "
-                          "clip truncated: 'Only 20 of 24 frames came out' (issue 15, reported)",
-                   strict=False)
 def test_fps_on_a_short_clip(env: dict[str, str], ffprobe_bin: Path, clip25: Path,
                              ffmpeg_bin: Path, tmp_path: Path) -> None:
     short = tmp_path / "short.mkv"
