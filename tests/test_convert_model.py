@@ -181,6 +181,6 @@ def test_conversion_inside_the_image(cpu_image: str, tmp_path: Path) -> None:
     import json
 
     card = json.loads((out / "espcn" / "espcn.card.json").read_text())
-    assert set(card["files"]) == {"onnx", "torch", "tensorflow"}
+    assert set(card["files"]) == {"onnx", "openvino", "torch", "tensorflow"}
     assert all(f["fidelity"]["ffmpeg"]["passes"] for f in card["files"].values())
     assert [p.name for p in out.iterdir()] == ["espcn"]

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,23 +33,21 @@ W, H = 176, 144
 
 
 @pytest.fixture(scope="session")
-def espcn(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -> Iterator[ModelCard]:
-    """ESPCN from the zoo, converted once (ONNX only, which is all these cases need) into a
-    folder that FFSR_MODELS_DIR names while the session runs."""
+def espcn_card(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -> ModelCard:
+    """ESPCN from the zoo, converted once (ONNX only, which is all these cases need)."""
     from ffsr.convert_model import convert_zoo_model
 
     models = tmp_path_factory.mktemp("espcn-models")
-    saved = {k: os.environ.get(k) for k in ("FFSR_MODELS_DIR", "FFSR_FFMPEG")}
-    os.environ["FFSR_FFMPEG"] = str(ffmpeg_bin)
-    os.environ["FFSR_MODELS_DIR"] = str(models)
-    try:
-        yield convert_zoo_model("espcn", models, backends=("onnx",), log=lambda _: None)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return convert_zoo_model("espcn", models, backends=("onnx",), log=lambda _: None)
+
+
+@pytest.fixture
+def espcn(espcn_card: ModelCard, ffmpeg_bin: Path, monkeypatch: pytest.MonkeyPatch) -> ModelCard:
+    """That ESPCN, named by FFSR_MODELS_DIR (and the test ffmpeg by FFSR_FFMPEG) for the
+    duration of one test only: a session-wide setting leaked into every later test file."""
+    monkeypatch.setenv("FFSR_FFMPEG", str(ffmpeg_bin))
+    monkeypatch.setenv("FFSR_MODELS_DIR", str(espcn_card.directory.parent))
+    return espcn_card
 
 
 @dataclass
