@@ -109,8 +109,9 @@ def test_unknown_backend_and_device() -> None:
 
 def test_zoo_manifests_are_complete() -> None:
     models = zoo()
+    waifu2x = {"waifu2x-upconv7", *(f"waifu2x-upconv7-noise{n}" for n in range(4))}
     assert set(models) == {"espcn", "srcnn", "realesr-animevideov3", "realesr-animevideox2v3",
-                           "small-grayrealesrx2"}
+                           "small-grayrealesrx2", *waifu2x}
     for m in models.values():
         assert m.scale in (2, 4) and m.color in ("y", "rgb")
         assert m.source["licence"] and all(len(h) == 64 for h in m.source["sha256"].values())

@@ -43,14 +43,18 @@ def _references(model: LoadedModel, frames: verify.Frames, pb: Path | None) -> d
     from ffsr_convert.torch_nets import YModelOnRGB
 
     refs: dict[int, Any] = {}
+    own = model.reference
     if model.color == "y":
         y_in = verify.model_input(frames, 1)
-        # TF sources: TensorFlow itself is the reference; others: the eager torch module.
-        refs[1] = verify.run_pb(pb, y_in) if pb else verify.run_torch_module(model.module, y_in)
+        # TF sources: TensorFlow itself is the reference; others: the source's own run
+        # (model.reference) or the eager torch module.
+        refs[1] = (verify.run_pb(pb, y_in) if pb else [own(x) for x in y_in] if own
+                   else verify.run_torch_module(model.module, y_in))
         wrapper = YModelOnRGB(model.module, model.model_scale).eval()
         refs[3] = verify.run_torch_module(wrapper, verify.model_input(frames, 3))
     else:
-        refs[3] = verify.run_torch_module(model.module, verify.model_input(frames, 3))
+        rgb_in = verify.model_input(frames, 3)
+        refs[3] = [own(x) for x in rgb_in] if own else verify.run_torch_module(model.module, rgb_in)
     return refs
 
 

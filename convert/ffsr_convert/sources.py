@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ffsr.errors import FfsrError
 from ffsr_convert.weights import SmallSRNet, from_tf_checkpoint
@@ -22,6 +25,9 @@ class LoadedModel:
     color: str  # y | rgb
     module: Any  # torch.nn.Module, float32, eval mode
     small_net: SmallSRNet | None = None  # set for TF-checkpoint sources (exports a .pb)
+    reference: Callable[[np.ndarray], np.ndarray] | None = None
+    """The source's own way of running on a 1xCxHxW frame, where it differs from ``module``
+    (waifu2x: block-wise with its edge padding); conversions are checked against it."""
 
 
 def tf_checkpoint_prefix(path: Path) -> Path:
@@ -111,7 +117,11 @@ def load_source(path: Path, arch: str | None, scale: int | None) -> LoadedModel:
         if arch not in SMALL_ARCHS:
             raise FfsrError("TensorFlow checkpoints need --arch espcn or --arch srcnn.")
         return load_small_net(arch, path, scale or 2)
+    if path.suffix == ".npz":
+        from ffsr_convert.waifu2x import load_waifu2x
+
+        return load_waifu2x(path, arch, scale)
     if path.suffix not in (".pth", ".pt", ".safetensors", ".bin", ".ckpt"):
         raise FfsrError(f"Unsupported checkpoint type '{path.suffix}' "
-                        "(expected a TF checkpoint, .pth, .safetensors or .onnx).")
+                        "(expected a TF checkpoint, .pth, .safetensors, waifu2x .npz or .onnx).")
     return load_spandrel(path, scale, arch)

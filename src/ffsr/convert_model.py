@@ -98,8 +98,9 @@ def convert_zoo_model(name: str, out_dir: Path | None = None, *, backends: tuple
                                 out_dir or converted_models_dir(), [], image, log)
     from ffsr_convert.sources import load_source
 
-    model = load_source(manifest.source_path, manifest.arch if manifest.arch in ("espcn", "srcnn")
-                        else None, manifest.scale)
+    # TF checkpoints and waifu2x .npz do not say which network they hold; spandrel detects.
+    told = manifest.arch in ("espcn", "srcnn") or manifest.source_path.suffix == ".npz"
+    model = load_source(manifest.source_path, manifest.arch if told else None, manifest.scale)
     if model.color != manifest.color:
         raise FfsrError(f"{name}: the checkpoint is a {model.color.upper()} model but the manifest "
                         f"says {manifest.color.upper()}.")

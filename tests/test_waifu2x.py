@@ -1,0 +1,126 @@
+"""waifu2x in the zoo: the real waifu2x-chainer .npz weights, converted by ffsr and run by
+the real ffmpeg, give what waifu2x's own block-wise run with edge padding gives (≤1 level on
+≥99.9 % of samples, the frame's edges included)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ffsr.media import read_frames
+from ffsr.model_card import ModelCard
+from ffsr.quality import compare_8bit, to_8bit
+
+pytest.importorskip("torch")
+
+W2X = "checkpoints/waifu2x-chainer"
+NOISE3 = "waifu2x-upconv7-noise3"
+GIF = "newtonscradle_200x150.gif"
+FRAMES = 3
+EDGE = 14  # output pixels UpConv7 consumes at each edge: where the padding decides
+
+
+def ffsr(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ffsr", *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=600)
+
+
+def waifu2x_run(npz: Path, rgb: np.ndarray) -> np.ndarray:
+    """The .npz network in PyTorch, run the way waifu2x runs it, on uint8 frames [N,H,W,3]."""
+    from ffsr_convert.waifu2x.nets import build_net
+    from ffsr_convert.waifu2x.npz import read_npz, spec_for
+    from ffsr_convert.waifu2x.reference import blockwise
+
+    weights = read_npz(npz)
+    spec = spec_for(weights)
+    net = build_net(spec, weights)
+    out = [blockwise(net, spec, f.transpose(2, 0, 1)[None].astype(np.float32) / 255) for f in rgb]
+    return to_8bit(np.concatenate(out).transpose(0, 2, 3, 1))
+
+
+def edges(a: np.ndarray) -> np.ndarray:
+    """The samples within EDGE pixels of the frame's border, [N,H,W,C] -> flat."""
+    mask = np.ones(a.shape[1:3], bool)
+    mask[EDGE:-EDGE, EDGE:-EDGE] = False
+    return a[:, mask]
+
+
+def test_whole_frame_model_equals_waifu2x_blockwise(shared_data: Path) -> None:
+    """The exported module (edge replication inside, one pass over the frame) equals
+    waifu2x's overlapping 128-pixel blocks, on a frame not a multiple of the block."""
+    import torch
+    from ffsr_convert.waifu2x import load_waifu2x
+
+    model = load_waifu2x(shared_data / W2X / "upconv7/anime_style_noise3_scale_rgb.npz", None, 2)
+    assert (model.arch, model.scale, model.color) == ("waifu2x-UpConv7", 2, "rgb")
+    x = np.random.default_rng(0).random((1, 3, 70, 93), dtype=np.float32)
+    with torch.no_grad():
+        whole = model.module(torch.from_numpy(x)).numpy()
+    assert model.reference is not None
+    blocks = model.reference(x)
+    assert whole.shape == blocks.shape == (1, 3, 140, 186)
+    assert float(np.abs(whole - blocks).max()) < 1e-4
+
+
+@pytest.fixture(scope="module")
+def noise3(ffmpeg_bin: Path, shared_data: Path) -> ModelCard:
+    """waifu2x-upconv7-noise3 converted into the session's cache (where `ffsr upscale` finds
+    it), ONNX and OpenVINO, each verified in its runtime and in ffmpeg by the pipeline."""
+    from ffsr.convert_model import convert_zoo_model
+    from ffsr.paths import converted_models_dir
+
+    return convert_zoo_model(NOISE3, converted_models_dir(), backends=("onnx", "openvino"),
+                             log=lambda _: None)
+
+
+def test_conversion_matches_waifu2x_in_its_runtime_and_in_ffmpeg(noise3: ModelCard) -> None:
+    assert (noise3.arch, noise3.scale, noise3.model_scale, noise3.prescale) == \
+        ("waifu2x-UpConv7", 2, 2, 1)
+    assert set(noise3.files) == {"onnx", "openvino"}
+    for backend, mf in noise3.files.items():
+        for check in ("runtime", "ffmpeg"):
+            result = mf.fidelity[check]
+            assert result["passes"] and result["within_one"] >= 0.999, (backend, check, result)
+
+
+def test_upscale_gif_equals_waifu2x_with_its_own_padding(noise3: ModelCard, ffmpeg_bin: Path,
+                                                         clips: Path, shared_data: Path,
+                                                         tmp_path: Path) -> None:
+    """`ffsr upscale anim.gif -m waifu2x-upconv7-noise3` (lossless .apng out) against the .npz
+    network run as waifu2x runs it, on the same decoded frames: edges included."""
+    out = tmp_path / "cradle_x2.apng"
+    proc = ffsr("upscale", str(clips / GIF), "-m", NOISE3, "--backend", "onnx",
+                "--frames", str(FRAMES), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    got = read_frames(ffmpeg_bin, out, "rgba", 400, 300)[..., :3]
+    src = read_frames(ffmpeg_bin, clips / GIF, "rgb24", 200, 150, FRAMES)
+    want = waifu2x_run(shared_data / W2X / "upconv7/anime_style_noise3_scale_rgb.npz", src)
+    assert got.shape == want.shape == (FRAMES, 300, 400, 3)
+    whole, border = compare_8bit(got, want), compare_8bit(edges(got), edges(want))
+    assert whole.passes and whole.within_one >= 0.999, whole
+    assert border.within_one >= 0.999, border
+    # the model did something a bicubic upscale would not (noise 3 smooths strongly)
+    bicubic = read_frames(ffmpeg_bin, clips / GIF, "rgb24", 400, 300, FRAMES,
+                          vf="scale=400:300:flags=bicubic")
+    assert compare_8bit(got, bicubic).psnr < 45
+
+
+@pytest.mark.parametrize(("npz", "args", "fragment"), [
+    ("vgg7/anime_style_noise1_rgb.npz", ["--arch", "UpConv7"], "holds a waifu2x VGG7 model"),
+    ("upconv7/anime_style_scale_rgb.npz", ["--scale", "4"], "is a x2 waifu2x UpConv7 model"),
+], ids=["wrong-arch", "wrong-scale"])
+def test_npz_refusals_are_one_sentence(shared_data: Path, tmp_path: Path, npz: str,
+                                       args: list[str], fragment: str) -> None:
+    out = tmp_path / "out"
+    proc = ffsr("convert-model", "--checkpoint", str(shared_data / W2X / npz), *args,
+                "-o", str(out), "--runtime", "local")
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "error:" in last and fragment in last, proc.stderr
+    assert not out.exists() or not any(out.iterdir())
