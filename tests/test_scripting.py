@@ -137,6 +137,30 @@ def test_env_needs_no_library_path(ffmpeg_bin: Path) -> None:
         assert missing_libraries(ffmpeg_bin.with_name(tool)) == []
 
 
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_env_speaks_the_shell_that_runs_it_without_shell_variable(env: dict[str, str],
+                                                                  shell: str) -> None:
+    """Cron, CI and `env -i` scripts have no $SHELL; a zsh user's bash script needs bash
+    syntax: the parent process decides before $SHELL does."""
+    path = shutil.which(shell)
+    assert path, f"{shell} is not installed"
+    bare = {k: v for k, v in env.items() if k != "SHELL"}
+    wrong = {**env, "SHELL": "/usr/bin/fish" if shell != "fish" else "/bin/bash"}
+    for environ in (bare, wrong):
+        proc = subprocess.run([path, "-c", "ffsr env; echo"], capture_output=True, text=True,
+                              env=environ, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        fish_syntax = "set -gx PATH" in proc.stdout
+        assert fish_syntax == (shell == "fish"), proc.stdout
+
+
+def test_env_without_any_shell_to_tell_from_says_so(env: dict[str, str]) -> None:
+    bare = {k: v for k, v in env.items() if k != "SHELL"}
+    proc = ffsr(bare, "env")  # started by Python, not by a shell
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "Cannot tell the shell from nothing ($SHELL is not set); pass --shell" in proc.stderr
+
+
 def test_env_refuses_a_shell_it_cannot_speak(env: dict[str, str]) -> None:
     proc = ffsr({**env, "SHELL": "/bin/tcsh"}, "env")
     assert proc.returncode == 1 and proc.stdout == ""

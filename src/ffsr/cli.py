@@ -330,16 +330,17 @@ def graph(
 
 @app.command("env")
 def env_cmd(
-    shell: Annotated[str | None, typer.Option(help="bash, zsh, fish or sh (default: from $SHELL).")]
+    shell: Annotated[str | None, typer.Option(help="bash, zsh, fish or sh (default: the shell running ffsr, "
+                                              "else $SHELL).")]
     = None,
     unset: Annotated[bool, typer.Option("--unset", help="Take ffsr's ffmpeg off PATH again.")]
     = False,
 ) -> None:
     """Shell code that puts ffsr's ffmpeg and ffprobe first on PATH, for your own scripts:
     eval "$(ffsr env)" (fish: ffsr env | source)."""
-    from ffsr.shell_env import detect_shell, env_script
+    from ffsr.shell_env import detect_shell, env_script, parent_shell
 
-    print(env_script(detect_shell(shell), unset=unset), end="")
+    print(env_script(detect_shell(shell, parent=parent_shell()), unset=unset), end="")
 
 
 @app.command()

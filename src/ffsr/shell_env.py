@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -27,10 +28,31 @@ MARKER = ".ffsr-env"
 """A file in every folder `ffsr env` puts on PATH: how `--unset` recognises its own entries."""
 
 
-def detect_shell(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
-    """``--shell``, else the name of $SHELL; dash and ksh speak sh."""
-    name = explicit or Path(environ.get("SHELL", "")).name
-    name = {"dash": "sh", "ksh": "sh", "mksh": "sh"}.get(name, name)
+SHELL_ALIASES = {"dash": "sh", "ksh": "sh", "mksh": "sh"}
+KNOWN_SHELLS = (*SHELLS, *SHELL_ALIASES, "csh", "tcsh")
+"""Names a parent process may have that mean a shell, spoken or not."""
+
+
+def parent_shell(ppid: int | None = None) -> str | None:
+    """The shell that started ffsr (``eval "$(ffsr env)"`` runs ffsr from one), when the parent
+    process is a shell at all; None elsewhere (a Python test harness, cron, no /proc)."""
+    proc = Path(f"/proc/{ppid or os.getppid()}")
+    try:  # the binary, not comm: a `#!/bin/bash` script's comm is the script's own name
+        name = Path(os.readlink(proc / "exe")).name
+    except OSError:
+        return None
+    name = re.sub(r"[\d.]+$", "", name)  # bash5.2, zsh-5.9 builds
+    return name.rstrip("-") if name.rstrip("-") in KNOWN_SHELLS else None
+
+
+def detect_shell(explicit: str | None = None, environ: Mapping[str, str] = os.environ,
+                 parent: str | None = None) -> str:
+    """``--shell``, else the shell running ffsr, else the name of $SHELL; dash and ksh speak sh.
+
+    The running shell comes before $SHELL: a bash script run from cron or CI has no $SHELL,
+    and a zsh user's bash script must get bash syntax."""
+    name = explicit or parent or Path(environ.get("SHELL", "")).name
+    name = SHELL_ALIASES.get(name, name)
     if name not in SHELLS:
         said = f"'{name}'" if name else "nothing ($SHELL is not set)"
         raise FfsrError(f"Cannot tell the shell from {said}; pass --shell with one of "
