@@ -7,32 +7,20 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from ffsr.errors import FfsrError
 from ffsr.model_card import ModelCard, ModelFile
 from ffsr.zoo import sha256_file
 from ffsr_convert import verify
 from ffsr_convert.onnx_input import check_onnx_for_ffmpeg
+from ffsr_convert.onnx_probe import probe_onnx
 from ffsr_convert.pipeline import publish
-
-
-def measured_scale(path: Path, channels: int, input_name: str) -> int:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {input_name: np.zeros((1, channels, 24, 32), np.float32)})[0]
-    if out.ndim != 4 or out.shape[1] != channels or out.shape[2] % 24 or out.shape[3] % 32:
-        raise FfsrError(f"{path} maps 1x{channels}x24x32 to {tuple(out.shape)}: not an integer "
-                        "upscale of the same channels.")
-    return int(out.shape[2] // 24)
 
 
 def import_onnx(path: Path, name: str, scale: int | None, out_dir: Path, clip: Path,
                 ffmpeg: Path | None, ffprobe: Path | None,
                 log: Callable[[str], None] = print) -> ModelCard:
     channels, input_name, output_name = check_onnx_for_ffmpeg(path)
-    model_scale = measured_scale(path, channels, input_name)
+    model_scale = probe_onnx(path, channels, input_name).scale
     if scale and scale != model_scale:
         raise FfsrError(f"{path} upscales x{model_scale}, not x{scale}.")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,10 @@ def check_onnx_for_ffmpeg(path: Path) -> tuple[int, str, str]:
     if c not in (1, 3) and w in (1, 3):
         raise FfsrError(f"{path} looks NHWC (input shape {dims}); FFmpeg's ONNX backend feeds NCHW: "
                         "re-export with channels first.")
+    if c is None:
+        raise FfsrError(f"{path} leaves its channel count open (input shape {dims}); FFmpeg needs "
+                        "it fixed at 1 (Y) or 3 (RGB) in NCHW order: re-export with a fixed "
+                        "channel axis.")
     if c not in (1, 3):
         raise FfsrError(f"{path} has {c} input channels; FFmpeg runs 1-channel (Y) or 3-channel "
                         "(RGB) models, and the channel count must be fixed in the model.")

@@ -125,17 +125,23 @@ def check_model_files(cards: Sequence[ModelCard], backend: str) -> None:
 
 
 def resolve_cards(models: Sequence[str], log: Callable[[str], None]) -> list[ModelCard]:
-    """Converted models by name; zoo models are converted on first use."""
+    """Converted models by name; zoo models and model files are converted on first use."""
+    from ffsr.model_import import import_model_file, is_model_file
+
     cards = []
     for name in models:
+        if is_model_file(name):
+            cards.append(import_model_file(name, log))
+            continue
         try:
             cards.append(find_card(name))
         except FfsrError:
             from ffsr.zoo import zoo
 
             if name not in zoo():
-                raise FfsrError(f"Unknown model '{name}': not in the zoo ({', '.join(zoo())}) and "
-                                "no converted model of that name.") from None
+                raise FfsrError(f"Unknown model '{name}': not in the zoo ({', '.join(zoo())}), "
+                                "no converted model of that name, and not a model file "
+                                "(.onnx, .pb, .pt, .pth, .safetensors).") from None
             from ffsr.convert_model import convert_zoo_model
 
             log(f"converting {name} (first use)…")
