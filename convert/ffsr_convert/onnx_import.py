@@ -7,6 +7,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from ffsr.errors import FfsrError
 from ffsr.model_card import ModelCard, ModelFile
 from ffsr.zoo import sha256_file
@@ -42,10 +44,20 @@ def import_onnx(path: Path, name: str, scale: int | None, out_dir: Path, clip: P
             sess = ort.InferenceSession(str(tmp / mf.path), providers=["CPUExecutionProvider"])
             want = verify.as_8bit_planes([sess.run([output_name], {input_name: x})[0]
                                           for x in verify.model_input(frames, channels)])
-            checks["ffmpeg"] = verify.fidelity(verify.run_in_ffmpeg(ffmpeg, card, "onnx", frames), want)
+            checks["ffmpeg"] = verify.fidelity(_in_ffmpeg(path, ffmpeg, card, frames), want)
             log(f"onnx       {mf.path:<28} ffmpeg vs onnxruntime: {checks['ffmpeg']}")
             if not checks["ffmpeg"]["passes"]:  # type: ignore[index]
                 raise FfsrError(f"{path} gives different pixels in ffmpeg than in onnxruntime: "
                                 f"{checks['ffmpeg']}; nothing was written.")
         card.files["onnx"] = ModelFile(**{**mf.__dict__, "fidelity": checks})
         return publish(card, tmp, out_dir / name)
+
+
+def _in_ffmpeg(path: Path, ffmpeg: Path, card: ModelCard, frames: verify.Frames) -> np.ndarray:
+    """The file run by ffmpeg's ONNX backend; its failure is one sentence, not a traceback."""
+    try:
+        return verify.run_in_ffmpeg(ffmpeg, card, "onnx", frames)
+    except (RuntimeError, ValueError) as e:
+        last = [ln.strip() for ln in str(e).splitlines() if ln.strip()][-1:] or ["no output"]
+        raise FfsrError(f"{path} runs in onnxruntime but not in ffmpeg's ONNX backend "
+                        f"({last[0][:200]}); nothing was written.") from e
