@@ -200,6 +200,12 @@ def upscale(
                                               "image).")] = "local",
     image: Annotated[str | None, typer.Option(help="Docker image for --runtime docker.")] = None,
     frames: Annotated[int | None, typer.Option(help="Stop after N frames (preview).")] = None,
+    segments: Annotated[int | None, typer.Option(help="Cut at keyframes into N segments, each "
+                                                      "its own ffmpeg, then join (same output).")]
+    = None,
+    jobs: Annotated[int, typer.Option(help="Segments that run at once (--segments).")] = 1,
+    resume: Annotated[bool, typer.Option(help="Keep the finished segments of an interrupted "
+                                              "--segments run.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the ffmpeg command, run nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout "
@@ -232,6 +238,8 @@ def upscale(
         interpolate_after=interpolate_after, y_form=form, deinterlace=deinterlace,
         dedupe=dedupe, encoder=encoder, pix_fmt=pix_fmt, crf=crf, preset=preset,
         overwrite=overwrite, runtime=runtime, image=image, frames=frames)
+    if (segments or resume) and (batch.is_batch or json_out):
+        raise FfsrError("--segments and --resume take one input and no --json.")
     if batch.is_batch or json_out:
         from ffsr.cli_batch import run_batch_cli
 
@@ -243,6 +251,11 @@ def upscale(
         console.print(f"[yellow]note:[/] {note}")
     if dry_run:
         print(plan.command_line())
+        return
+    if segments or resume:
+        from ffsr.cli_segments import run_segments_cli
+
+        run_segments_cli(plan, segments, jobs, resume, console)
         return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(),

@@ -1,0 +1,45 @@
+"""`ffsr upscale --segments/--resume` at the terminal: one bar over all segments (with the
+workers' summed fps), then one for the join."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from ffsr.errors import FfsrError
+from ffsr.progress import ProgressUpdate
+from ffsr.upscale_job import UpscalePlan
+
+
+def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume: bool,
+                     console: Console) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ffsr.segments.job import SegmentOptions, prepare_segments, run_segmented, work_folder
+    from ffsr.segments.manifest import read_manifest
+
+    if segments is None:  # --resume alone: as many segments as the interrupted run asked for
+        saved = read_manifest(work_folder(plan.output)) or {}
+        if not isinstance(saved.get("requested_segments"), int):
+            raise FfsrError(f"Nothing to resume for {plan.output}; run with --segments N.")
+        segments = int(saved["requested_segments"])
+    if jobs < 1:
+        raise FfsrError("--jobs must be at least 1.")
+    opts = SegmentOptions(segments, jobs, resume)
+    prepared = prepare_segments(plan, opts)  # refusals before any bar appears
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(),
+                  console=console) as progress:
+        bars = {"segments": progress.add_task(f"{segments} segments {plan.request.input.name}",
+                                              total=plan.expected_frames, fps=0.0),
+                "join": progress.add_task("join", total=plan.expected_frames, fps=0.0)}
+
+        def on_progress(phase: str, update: ProgressUpdate) -> None:
+            progress.update(bars[phase], completed=update.frame, fps=update.fps)
+
+        out = run_segmented(plan, opts, on_progress, prepared)
+    for note in out.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    kept = out.segments - len(out.made)
+    console.print(f"[green]wrote[/] {out.result.output} ({out.result.frames} frames in "
+                  f"{out.result.seconds:.1f}s; {len(out.made)} of {out.segments} segments made"
+                  f"{f', {kept} kept' if kept else ''})")

@@ -1,0 +1,120 @@
+"""The frame table of a video (probed once, demuxing only) and where to cut it.
+
+Segments start at keyframes and own the frames whose presentation time lies between the
+midpoints that separate them from their neighbours: a worker can then select its frames
+by absolute timestamp however the decoder orders them (B-frames, open GOPs).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ffsr.errors import FfsrError
+
+
+@dataclass(frozen=True)
+class FrameTable:
+    """Presentation timestamps (in ``time_base`` units, sorted) and which are keyframes."""
+
+    time_base: Fraction
+    pts: tuple[int, ...]
+    keyframes: tuple[int, ...]
+    """Indices into ``pts`` of the keyframes, ascending."""
+
+    def seconds(self, i: int) -> Fraction:
+        return self.pts[i] * self.time_base
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    first: int
+    """Index of its first frame (a keyframe) in the table."""
+    frames: int
+    seek: float | None
+    """Where its worker seeks (seconds from the file's start, one GOP early); None: no seek."""
+    start: float | None
+    """It owns frames at or after this time (seconds, absolute); None: from the first."""
+    end: float | None
+    """…and before this one; None: to the last."""
+
+
+def probe_frames(ffprobe: Path, path: Path, stream: int) -> FrameTable:
+    """Every packet's pts and key flag of one stream (ffprobe, demuxing only: fast)."""
+    out = subprocess.run(
+        [str(ffprobe), "-v", "error", "-select_streams", str(stream), "-show_entries",
+         "stream=time_base:packet=pts,flags", "-of", "compact=p=0:nk=1", str(path)],
+        capture_output=True, text=True)
+    if out.returncode != 0:
+        raise FfsrError(f"Cannot read the frame table of {path} "
+                        f"({(out.stderr.strip().splitlines() or ['unknown error'])[-1]}).")
+    time_base: Fraction | None = None
+    frames: list[tuple[int, bool]] = []
+    for line in out.stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) == 1 and "/" in fields[0]:
+            time_base = Fraction(fields[0])
+            continue
+        if len(fields) < 2:
+            continue
+        pts, flags = fields[0], fields[1]
+        if "D" in flags:  # discarded by the demuxer (edit lists): never decoded to a frame
+            continue
+        if not pts.lstrip("-").isdigit():
+            raise FfsrError(f"{path} has frames without timestamps, so it cannot be cut into "
+                            "segments; run without --segments.")
+        frames.append((int(pts), "K" in flags))
+    if time_base is None or not frames:
+        raise FfsrError(f"{path} has no video frames to cut into segments.")
+    frames.sort()
+    return FrameTable(time_base, tuple(p for p, _ in frames),
+                      tuple(i for i, (_, key) in enumerate(frames) if key))
+
+
+def cut(table: FrameTable, count: int, start_time: Fraction = Fraction(0)) -> list[Segment]:
+    """At most ``count`` segments of about equal frame counts, each starting at a keyframe.
+    ``start_time`` is the file's start (ffmpeg's -ss counts from there)."""
+    if count < 1:
+        raise FfsrError("--segments must be at least 1.")
+    total = len(table.pts)
+    cuts: list[int] = [0]
+    keys = [k for k in table.keyframes if k > 0]
+    for n in range(1, count):
+        target = total * n / count
+        if not keys:
+            break
+        best = min(keys, key=lambda k: abs(k - target))
+        if best > cuts[-1]:
+            cuts.append(best)
+    cuts = sorted(set(cuts))
+    segments = []
+    for i, first in enumerate(cuts):
+        last = cuts[i + 1] if i + 1 < len(cuts) else total
+        start = None if i == 0 else _midpoint(table, first)
+        end = None if i + 1 == len(cuts) else _midpoint(table, last)
+        seek = None
+        if i > 0:
+            earlier = [k for k in table.keyframes if k < first]
+            from_key = earlier[-1] if earlier else 0
+            # A little before that keyframe: the demuxer lands on it or on an earlier one.
+            seek = max(0.0, float(table.seconds(from_key) - start_time) - 0.001)
+        segments.append(Segment(i, first, last - first, seek, start, end))
+    return segments
+
+
+def _midpoint(table: FrameTable, i: int) -> float:
+    """Halfway between frame i-1 and frame i: a boundary no rounding can move a frame across."""
+    return float((table.seconds(i - 1) + table.seconds(i)) / 2)
+
+
+def format_start(ffprobe: Path, path: Path) -> Fraction:
+    """The file's start time, which ffmpeg subtracts from every timestamp (and -ss counts from)."""
+    out = subprocess.run([str(ffprobe), "-v", "error", "-show_entries", "format=start_time",
+                          "-of", "csv=p=0", str(path)], capture_output=True, text=True)
+    try:
+        return Fraction(out.stdout.strip().split("\n")[0])
+    except (ValueError, ZeroDivisionError):
+        return Fraction(0)

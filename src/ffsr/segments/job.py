@@ -1,0 +1,179 @@
+"""`ffsr upscale --segments N [--resume]`: plan, run the unfinished segments, join.
+
+The single-process plan (``ffsr.upscale_job.plan_upscale``) is made first and read, never
+changed: its graph runs in every worker and its command, with the segments as input, is
+the join. The work folder beside the output (``.<output>.ffsr-segments``) holds the
+manifest, the segments and their done records until the join succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ffsr.errors import FfsrError
+from ffsr.ffmpeg_tools import FfmpegChoice
+from ffsr.progress import ProgressUpdate
+from ffsr.segments.executor import LocalExecutor, Task
+from ffsr.segments.frames import Segment, cut, format_start, probe_frames
+from ffsr.segments.join import join_argv
+from ffsr.segments.manifest import (
+    build_manifest,
+    check_resumable,
+    read_manifest,
+    source_identity,
+    write_manifest,
+)
+from ffsr.segments.worker import (
+    Done,
+    partial_file,
+    read_done,
+    record_done,
+    segment_file,
+    worker_argv,
+)
+from ffsr.upscale_job import UpscalePlan, UpscaleResult, run_upscale
+
+Progress = Callable[[str, ProgressUpdate], None]
+"""(phase, update): phase "segments" counts frames over all segments, then "join"."""
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    segments: int
+    jobs: int = 1
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class SegmentedResult:
+    result: UpscaleResult
+    segments: int
+    made: list[int]
+    """Indices of the segments this run made (the rest were kept from an earlier run)."""
+    notes: list[str]
+
+
+def work_folder(output: Path) -> Path:
+    return output.with_name(f".{output.name}.ffsr-segments")
+
+
+def refuse_unsupported(plan: UpscalePlan) -> None:
+    """Segments are exact for per-frame graphs only; the rest is refused in one sentence."""
+    req = plan.request
+    temporal = [name for name, on in (("--fps", req.fps), ("--dedupe", req.dedupe),
+                                      ("--deinterlace", req.deinterlace),
+                                      ("a .gif output (one palette for the whole clip)",
+                                       plan.output.suffix.lower() == ".gif")) if on]
+    if temporal:
+        raise FfsrError(f"--segments cannot be combined with {' or '.join(temporal)} yet: those "
+                        "filters look across frames, and their exactness at segment boundaries "
+                        "is not proven; run without --segments.")
+    if req.frames:
+        raise FfsrError("--segments cannot be combined with --frames; run without --segments.")
+    if req.runtime != "local":
+        raise FfsrError("--segments runs with the local ffmpeg only; drop --runtime docker.")
+    if not req.input.is_file():
+        raise FfsrError("--segments needs a video file as input (not an image sequence).")
+
+
+def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[str, object],
+                                                          int]:
+    """The cut, the manifest and the file's start time (µs), which ffmpeg subtracts."""
+    from ffsr import __version__
+    from ffsr.ffmpeg_tools import _identity
+    from ffsr.versions import ffmpeg_version
+
+    req = plan.request
+    ffprobe = FfmpegChoice(Path(plan.argv[0]), "").ffprobe
+    table = probe_frames(ffprobe, req.input, plan.info.index)
+    start = format_start(ffprobe, req.input)
+    segments = cut(table, count, start)
+    command = [("<output>" if a == str(plan.partial) else a) for a in plan.argv[1:]]
+    manifest = build_manifest(
+        source=source_identity(req.input, plan.info.duration), segments=segments,
+        graph=plan.graph, command=command,
+        models={c.name: c.file_for(plan.backend).sha256 for c in plan.cards},
+        ffsr_version=str(__version__),
+        ffmpeg={"version": ffmpeg_version(), "binary": _identity(Path(plan.argv[0]))})
+    manifest["requested_segments"] = count
+    return segments, manifest, round(start * 1_000_000)
+
+
+@dataclass
+class Prepared:
+    """A checked plan: what is kept, what is to be made."""
+
+    segments: list[Segment]
+    folder: Path
+    done: dict[int, Done]
+    notes: list[str]
+    start_us: int
+    started: float
+
+
+def prepare_segments(plan: UpscalePlan, opts: SegmentOptions) -> Prepared:
+    """Every check and refusal before any work: cut, manifest, what a resume keeps."""
+    refuse_unsupported(plan)
+    started = time.monotonic()
+    segments, manifest, start_us = plan_segments(plan, opts.segments)
+    folder = work_folder(plan.output)
+    notes: list[str] = []
+    if opts.resume:
+        check_resumable(read_manifest(folder), manifest, folder)
+    elif folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(exist_ok=True)
+    write_manifest(folder, manifest)
+    done: dict[int, Done] = {}
+    for seg in segments:
+        kept, why = read_done(folder, seg)
+        if kept:
+            done[seg.index] = kept
+        elif why:
+            notes.append(why)
+    return Prepared(segments, folder, done, notes, start_us, started)
+
+
+def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress | None = None,
+                  prepared: Prepared | None = None) -> SegmentedResult:
+    p = prepared or prepare_segments(plan, opts)
+    folder, done = p.folder, p.done
+    todo = [s for s in p.segments if s.index not in done]
+    ffmpeg = plan.argv[0]
+    ffprobe = str(FfmpegChoice(Path(ffmpeg), "").ffprobe)
+
+    def finisher(seg: Segment) -> Callable[[], None]:
+        def finish() -> None:
+            os.replace(partial_file(folder, seg.index), segment_file(folder, seg.index))
+            done[seg.index] = record_done(ffmpeg, ffprobe, folder, seg)
+        return finish
+
+    tasks = [Task(s.index, worker_argv(ffmpeg, str(plan.request.input), plan.graph,
+                                       f"0:{plan.info.index}", s, partial_file(folder, s.index)),
+                  folder / f"segment-{s.index:04d}.log", finisher(s)) for s in todo]
+    base = sum(d.frames for d in done.values())
+    current: dict[int, ProgressUpdate] = {}
+
+    def progress(index: int, update: ProgressUpdate) -> None:
+        current[index] = update
+        if on_progress:
+            running = [u for u in current.values() if not u.done]
+            on_progress("segments", ProgressUpdate(
+                base + sum(u.frame for u in current.values()), sum(u.fps for u in running),
+                0.0, "", False))
+
+    from ffsr.signals import stop_on_signals
+
+    with stop_on_signals():
+        LocalExecutor(opts.jobs).run(tasks, progress)
+    ordered = [done[s.index] for s in p.segments]
+    joined = replace(plan, argv=join_argv(plan.argv, plan.graph, folder, ordered, p.start_us))
+    result = run_upscale(joined, (lambda u: on_progress("join", u)) if on_progress else None)
+    shutil.rmtree(folder, ignore_errors=True)
+    result = replace(result, seconds=time.monotonic() - p.started)
+    return SegmentedResult(result, len(p.segments), [s.index for s in todo], p.notes)

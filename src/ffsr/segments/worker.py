@@ -1,0 +1,150 @@
+"""One segment: its ffmpeg command, its run, and the done record that proves it finished.
+
+A worker reads the original (a keyframe seek one GOP early, so open-GOP and B-frame
+references decode), keeps its own frames by absolute timestamp (-copyts: timestamps stay
+the original's), runs the same filter graph as the single-process run and writes lossless
+FFV1 in Matroska under a temporary name, renamed when ffmpeg succeeded. The done record
+(frame count, framemd5 hash, file size and sha256) is written last, also atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ffsr.errors import FfsrError
+from ffsr.segments.frames import Segment
+
+INTERMEDIATE = ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slicecrc", "1"]
+"""Lossless, every frame a keyframe, checksummed slices (a corrupted file fails to decode)."""
+
+
+def segment_file(folder: Path, index: int) -> Path:
+    return folder / f"segment-{index:04d}.mkv"
+
+
+def done_file(folder: Path, index: int) -> Path:
+    return folder / f"segment-{index:04d}.done.json"
+
+
+def partial_file(folder: Path, index: int) -> Path:
+    return folder / f".segment-{index:04d}.partial.mkv"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.6f}"
+
+
+def select_filter(seg: Segment) -> str:
+    """``select`` keeping the frames with start <= t < end (t: absolute, thanks to -copyts)."""
+    terms = []
+    if seg.start is not None:
+        terms.append(f"gte(t\\,{_seconds(seg.start)})")
+    if seg.end is not None:
+        terms.append(f"lt(t\\,{_seconds(seg.end)})")
+    return f"select={'*'.join(terms)}" if terms else "null"
+
+
+def worker_graph(graph: str, in_label: str, seg: Segment) -> str:
+    """The single-process graph with this segment's frame selection in front of it."""
+    head = f"[{in_label}]"
+    if not graph.startswith(head):
+        raise FfsrError(f"Internal: the filter graph does not start with {head}.")
+    return f"{head}{select_filter(seg)},{graph[len(head):]}"
+
+
+def worker_argv(ffmpeg: str, source: str, graph: str, in_label: str, seg: Segment,
+                out: Path) -> list[str]:
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-v", "info", "-progress", "pipe:1",
+            "-nostats", "-copyts"]
+    if seg.seek is not None:
+        argv += ["-noaccurate_seek", "-ss", _seconds(seg.seek)]
+    argv += ["-i", source, "-filter_complex", worker_graph(graph, in_label, seg),
+             "-map", "[vout]", *INTERMEDIATE, "-fps_mode", "passthrough",
+             "-enc_time_base:v", "1:1000", "-frames:v", str(seg.frames), "-map_metadata", "-1",
+             "-f", "matroska", str(out)]
+    return argv
+
+
+@dataclass(frozen=True)
+class Done:
+    frames: int
+    framemd5_sha256: str
+    size: int
+    sha256: str
+    first_pts_ms: int
+    last_pts_ms: int
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=1)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def framemd5(ffmpeg: str, path: Path) -> tuple[int, str]:
+    """(frames, sha256 of the framemd5 listing) of a segment file: decodes every frame, so
+    a damaged file (FFV1 slice checksums) fails here."""
+    out = subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v:0",
+                          "-fps_mode", "passthrough", "-f", "framemd5", "-"],
+                         capture_output=True, text=True)
+    if out.returncode != 0 or "rror" in out.stderr:
+        raise FfsrError(f"{path.name} does not decode ({out.stderr.strip()[-200:]}).")
+    rows = [ln for ln in out.stdout.splitlines() if ln and not ln.startswith("#")]
+    return len(rows), hashlib.sha256(out.stdout.encode()).hexdigest()
+
+
+def pts_range_ms(ffprobe: str, path: Path) -> tuple[int, int]:
+    """The first and last frame's timestamps in the file (Matroska: milliseconds)."""
+    out = subprocess.run([ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "packet=pts", "-of", "csv=p=0", str(path)], capture_output=True, text=True)
+    pts = [ln.strip().rstrip(",") for ln in out.stdout.splitlines() if ln.strip()]
+    if out.returncode != 0 or not pts or not all(p.lstrip("-").isdigit() for p in pts):
+        raise FfsrError(f"{path.name} has unreadable timestamps.")
+    return int(pts[0]), int(pts[-1])
+
+
+def record_done(ffmpeg: str, ffprobe: str, folder: Path, seg: Segment) -> Done:
+    """Check the finished file (frame count) and write its done record atomically."""
+    path = segment_file(folder, seg.index)
+    frames, digest = framemd5(ffmpeg, path)
+    first, last = pts_range_ms(ffprobe, path)
+    if frames != seg.frames:
+        raise FfsrError(f"Segment {seg.index} came out with {frames} of {seg.frames} frames (the "
+                        "input decodes differently than its frame table says); run without "
+                        "--segments.")
+    done = Done(frames, digest, path.stat().st_size, sha256_of(path), first, last)
+    tmp = folder / f".{done_file(folder, seg.index).name}.tmp"
+    tmp.write_text(done.to_json())
+    os.replace(tmp, done_file(folder, seg.index))
+    return done
+
+
+def read_done(folder: Path, seg: Segment) -> tuple[Done | None, str | None]:
+    """The segment's done record when it and its file check out; else (None, why) where
+    there was a record to doubt (None, None: simply not finished)."""
+    record, path = done_file(folder, seg.index), segment_file(folder, seg.index)
+    if not record.is_file():
+        return None, None
+    try:
+        data: dict[str, Any] = json.loads(record.read_text())
+        done = Done(**data)
+    except (OSError, ValueError, TypeError):
+        return None, f"segment {seg.index}'s done record is unreadable; it is made again."
+    if not path.is_file():
+        return None, f"segment {seg.index}'s file is missing (deleted?); it is made again."
+    if path.stat().st_size != done.size or sha256_of(path) != done.sha256 or \
+            done.frames != seg.frames:
+        return None, (f"segment {seg.index}'s file does not match its done record "
+                      "(corrupted?); it is made again.")
+    return done, None
