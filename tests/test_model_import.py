@@ -137,19 +137,54 @@ def test_opset_9_file_works_through_graph(ffmpeg_bin: Path, tmp_path: Path) -> N
     assert len(models_in(cache)) == 1
 
 
+def valid_convolutions() -> Any:
+    """2·input − 6: 3 input pixels lost at each edge before the x2, 1 output pixel after."""
+    return fixed(torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3), torch.nn.PixelShuffle(2),
+                                     torch.nn.Conv2d(3, 3, 3)))
+
+
+# model, input pixels edge-padded at each side, size multiple, output pixels skipped
+PADDED = {"unet-multiple-8": (lambda: fixed(UNet8()), 0, 8, 0),
+          "valid-convolutions": (valid_convolutions, 2, 1, 1)}
+
+
+@pytest.mark.parametrize("case", list(PADDED))
+def test_model_needing_padding_runs_padded_and_cropped(ffmpeg_bin: Path, clips: Path,
+                                                       tmp_path: Path, case: str) -> None:
+    """On a 92x60 frame (not a multiple of 8): ffsr's output equals the source model run on
+    the edge-padded frame, cropped to 2x the frame (≤1 level)."""
+    import onnxruntime as ort
+
+    make, pad, multiple, skip = PADDED[case]
+    png, out = tmp_path / "frame.png", tmp_path / "out.png"
+    subprocess.run([str(ffmpeg_bin), "-v", "error", "-y", "-i", str(clips / "carphone_176x144.mp4"),
+                    "-frames:v", "1", "-vf", "crop=92:60:40:40", str(png)], check=True)
+    model = export(make(), tmp_path / f"{case}.onnx")
+    proc = ffsr(tmp_path / "cache", "upscale", str(png), "-m", str(model), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "edge-padded" in proc.stdout + proc.stderr
+    x = read_frames(ffmpeg_bin, png, "rgb24", 92, 60, 1).transpose(0, 3, 1, 2)
+    h, w = 60 + 2 * pad, 92 + 2 * pad
+    h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    x = np.pad(x.astype(np.float32) / 255,
+               ((0, 0), (0, 0), (pad, h - 60 - pad), (pad, w - 92 - pad)), mode="edge")
+    y = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    want = to_8bit(y[:, :, skip:skip + 120, skip:skip + 184].transpose(0, 2, 3, 1))
+    got = read_frames(ffmpeg_bin, out, "rgb24", 184, 120, 1)
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.max() <= 1, f"max diff {diff.max()}, {np.mean(diff > 0):.3%} differ"
+
+
 def refusal_cases(tmp_path: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
-    valid = fixed(torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3), torch.nn.PixelShuffle(2),
-                                      torch.nn.Conv2d(3, 3, 3)))
+    odd = fixed(torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3), torch.nn.PixelShuffle(2),
+                                    torch.nn.Conv2d(3, 3, 2)))  # 2·input − 5
     return {
         "fixed-size": (export(shuffle_x2(), tmp_path / "fixed.onnx", dynamic=False),
                        ("fixed input size 40x48",)),
         "two-inputs": (export(TwoInputs(), tmp_path / "two.onnx",
                               inputs=(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))),
                        ("2 inputs",)),
-        "unet-multiple-8": (export(fixed(UNet8()), tmp_path / "unet.onnx"),
-                            ("multiples of 8",)),
-        "valid-convolutions": (export(valid, tmp_path / "valid.onnx"),
-                               ("2·input − 6", "valid convolutions")),
+        "odd-border": (export(odd, tmp_path / "odd.onnx"), ("odd number of output pixels (5)",)),
         "scale-varies": (export(FixedOutput(), tmp_path / "fixed_out.onnx"),
                          ("not one integer scale",)),
         "nhwc": (export(NHWC(), tmp_path / "nhwc.onnx", shape=(1, 40, 48, 3), dynamic=False),

@@ -14,7 +14,8 @@ from ffsr.model_card import ModelCard, ModelFile
 from ffsr.zoo import sha256_file
 from ffsr_convert import verify
 from ffsr_convert.onnx_input import check_onnx_for_ffmpeg
-from ffsr_convert.onnx_probe import probe_onnx
+from ffsr_convert.onnx_pad import pad_plan, wrap_pad_crop
+from ffsr_convert.onnx_probe import OnnxShape, probe_onnx
 from ffsr_convert.pipeline import publish
 
 
@@ -22,19 +23,28 @@ def import_onnx(path: Path, name: str, scale: int | None, out_dir: Path, clip: P
                 ffmpeg: Path | None, ffprobe: Path | None,
                 log: Callable[[str], None] = print) -> ModelCard:
     channels, input_name, output_name = check_onnx_for_ffmpeg(path)
-    model_scale = probe_onnx(path, channels, input_name).scale
+    shape = probe_onnx(path, channels, input_name)
+    model_scale = shape.scale
+    padded = shape.multiple > 1 or shape.border > 0
+    pad, _ = pad_plan(shape, path)  # an unpaddable border is refused before anything is written
     if scale and scale != model_scale:
         raise FfsrError(f"{path} upscales x{model_scale}, not x{scale}.")
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=out_dir) as tmp_name:
         tmp = Path(tmp_name)
-        shutil.copyfile(path, tmp / f"{name}.onnx")
-        mf = ModelFile("onnx", f"{name}.onnx", sha256_file(path), input=input_name,
+        dest = tmp / f"{name}.onnx"
+        if padded:
+            wrap_in_padding(path, dest, shape, channels, input_name, pad, log)
+        else:
+            shutil.copyfile(path, dest)
+        mf = ModelFile("onnx", f"{name}.onnx", sha256_file(dest), input=input_name,
                        output=output_name, channels=channels)
         card = ModelCard(name=name, arch="onnx", scale=model_scale, model_scale=model_scale,
                          color="y" if channels == 1 else "rgb", files={"onnx": mf},
                          source={"kind": "file", "path": str(path.resolve()),
-                                 "sha256": {path.name: mf.sha256}},
+                                 "sha256": {path.name: sha256_file(path)},
+                                 "measured": {"size_multiple": shape.multiple,
+                                              "border": shape.border, "edge_pad": pad}},
                          licence="unknown", directory=tmp)
         checks: dict[str, object] = {}
         if ffmpeg and ffprobe:
@@ -61,3 +71,14 @@ def _in_ffmpeg(path: Path, ffmpeg: Path, card: ModelCard, frames: verify.Frames)
         last = [ln.strip() for ln in str(e).splitlines() if ln.strip()][-1:] or ["no output"]
         raise FfsrError(f"{path} runs in onnxruntime but not in ffmpeg's ONNX backend "
                         f"({last[0][:200]}); nothing was written.") from e
+
+
+def wrap_in_padding(path: Path, dest: Path, shape: OnnxShape, channels: int, input_name: str,
+                    pad: int, log: Callable[[str], None]) -> None:
+    """Write the padded file and prove it is a plain same-size upscaler now."""
+    wrap_pad_crop(path, dest, shape)
+    after = probe_onnx(dest, channels, input_name)
+    if after != OnnxShape(shape.scale, 1, 0):
+        raise FfsrError(f"{path} still needs {after} after ffsr padded it; nothing was written.")
+    log(f"padding    {path.name}: edge-padded to multiples of {shape.multiple} and by {pad} px "
+        f"per edge (border {shape.border}), output cropped to x{shape.scale} the frame")

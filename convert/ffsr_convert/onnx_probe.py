@@ -98,10 +98,7 @@ def probe_onnx(path: Path, channels: int, input_name: str) -> OnnxShape:
         fit = _fit(probes, channels)
         if fit is None:
             continue
-        scale, border = fit
-        shape = OnnxShape(scale, m, border)
-        refuse_unsupported(path, shape)
-        return shape
+        return OnnxShape(fit[0], m, fit[1])
     ran = [p for p in tried if p.out is not None]
     if not ran:
         p = tried[0]
@@ -117,15 +114,3 @@ def probe_onnx(path: Path, channels: int, input_name: str) -> OnnxShape:
     raise FfsrError(f"{path}'s output size is not one integer scale of its input size ({seen}), "
                     "so FFmpeg cannot run it frame by frame.")
 
-
-def refuse_unsupported(path: Path, shape: OnnxShape) -> None:
-    """Borders and size multiples are measured but not yet handled in the graph: say so."""
-    if shape.border:
-        raise FfsrError(f"{path} gives {shape.scale}·input − {shape.border} pixels (valid "
-                        f"convolutions lose {shape.border} output pixels per axis at the edges), "
-                        "and ffsr runs only models whose output covers the whole frame: re-export "
-                        "it with padding.")
-    if shape.multiple > 1:
-        raise FfsrError(f"{path} needs frame sizes that are multiples of {shape.multiple}, and "
-                        "ffsr does not pad frames for a model yet: re-export it with the padding "
-                        "inside the model.")
