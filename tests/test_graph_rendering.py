@@ -109,7 +109,8 @@ def test_unknown_backend_and_device() -> None:
 
 def test_zoo_manifests_are_complete() -> None:
     models = zoo()
-    waifu2x = {"waifu2x-upconv7", *(f"waifu2x-upconv7-noise{n}" for n in range(4))}
+    waifu2x = {f"waifu2x-{arch}{level}" for arch in ("upconv7", "upresnet10")
+               for level in ("", "-noise0", "-noise1", "-noise2", "-noise3")}
     assert set(models) == {"espcn", "srcnn", "realesr-animevideov3", "realesr-animevideox2v3",
                            "small-grayrealesrx2", *waifu2x}
     for m in models.values():

@@ -1,6 +1,7 @@
 """waifu2x (tsurumeso's waifu2x-chainer `.npz` weights): recognise the network from its
-keys (npz.py), build it in PyTorch (nets.py) with waifu2x's edge-replication border inside
-the exported model, and check it against waifu2x's own block-wise run (reference.py)."""
+keys (npz.py), build it in PyTorch (nets.py) with waifu2x's edge-replication border (and,
+for UpResNet10, its block-wise run) inside the exported model, and check it against
+waifu2x's own block-wise run (reference.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _nearest_prescale(arch: str, path: Path, scale: int | None) -> int:
 
 def load_waifu2x(path: Path, arch: str | None, scale: int | None) -> LoadedModel:
     """A waifu2x .npz as a whole-frame model, with waifu2x's block-wise run as reference."""
-    from ffsr_convert.waifu2x.nets import Waifu2xFrame, build_net
+    from ffsr_convert.waifu2x.nets import build_net, frame_model
     from ffsr_convert.waifu2x.reference import blockwise
 
     weights = read_npz(path)
@@ -47,7 +48,7 @@ def load_waifu2x(path: Path, arch: str | None, scale: int | None) -> LoadedModel
 
     return LoadedModel(arch=f"waifu2x-{spec.arch}", scale=spec.scale, model_scale=spec.scale,
                        color="rgb" if spec.channels == 3 else "y",
-                       module=Waifu2xFrame(net, spec).eval(), reference=reference)
+                       module=frame_model(net, spec), reference=reference)
 
 
 __all__ = ["ARCHS", "Spec", "load_waifu2x"]

@@ -35,6 +35,7 @@ class Spec:
 
 
 OFFSETS = {"VGG7": (7, 1), "UpConv7": (14, 2), "UpResNet10": (26, 2)}
+BLOCK_SIZE = 128  # output pixels per block in waifu2x's block-wise run (its --block_size)
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ffsr_convert.waifu2x.npz import Spec
-
-BLOCK_SIZE = 128  # waifu2x's default (--block_size)
+from ffsr_convert.waifu2x.npz import BLOCK_SIZE, Spec
 
 
 def nearest(x: np.ndarray, factor: int) -> np.ndarray:
