@@ -144,7 +144,8 @@ PrecisionOpt = Annotated[str, typer.Option(help="Inference precision: auto (bf16
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda (checked in ffmpeg's log).")]
 FpsOpt = Annotated[str | None, typer.Option(help="New frame rate, e.g. 60 or 30000/1001.")]
 InterpOpt = Annotated[str, typer.Option(help="minterpolate (motion compensated), framerate "
-                                             "(blend) or fps (duplicate/drop).")]
+                                             "(blend), fps (duplicate/drop) or rife (neural, "
+                                             "doubles the rate).")]
 FormOpt = Annotated[str, typer.Option("--form", help="Y models: compact (dnn_processing on "
                                                      "yuv), explicit (planes) or sr (sr filter).")]
 
@@ -330,13 +331,16 @@ def graph(
         print(command_line(plan))
         return
     cards = resolve_cards(model, log=console.print)
+    from ffsr.interpolation.rife import graph_model
+
+    interpolator = graph_model(_fps(fps), interpolation, runtime, log=console.print)
     ffmpeg = choose_ffmpeg(needs_backends(backend, form)).ffmpeg
     chosen = choose_backend(requested_backend(backend, form), cards, capabilities(ffmpeg), device)
     print(render_graph(cards, GraphOptions(
         backend=chosen, device=device, precision=resolve_precision(precision, chosen, device),
         y_form=form, fps=_fps(fps), interpolation=interpolation,
         width=width, height=height, alpha=alpha, in_label=in_label, out_label=out_label,
-        model_dir=model_root)))
+        model_dir=model_root, interpolator_model=interpolator)))
     if runtime == "docker":
         console.print(mounts_hint(cards), highlight=False)
 

@@ -19,7 +19,7 @@ from ffsr.model_card import ModelCard
 from ffsr.paths import FILTERGRAPHS_DIR
 
 Y_FORMS = ("compact", "explicit", "sr")
-INTERPOLATIONS = ("minterpolate", "framerate", "fps")
+INTERPOLATIONS = ("minterpolate", "framerate", "fps", "rife")
 SCALERS = ("bicubic", "lanczos", "bilinear", "spline", "neighbor")
 
 
@@ -52,6 +52,8 @@ class GraphOptions:
     of this machine's absolute paths: for graphs run in a container or on another machine."""
     precision: str | None = None
     """Inference precision for backends that have the choice (see ffsr.precision)."""
+    interpolator_model: str | None = None
+    """The RIFE side-by-side ONNX file for ``interpolation="rife"`` (ffsr.interpolation.rife)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,18 @@ def model_step(card: ModelCard, index: int, opts: GraphOptions) -> ModelStep:
     return step(template, "dnn_processing", options, card.prescale)
 
 
+def _rife_options(opts: GraphOptions) -> str:
+    """dnn_processing options for the RIFE wrapper: ONNX Runtime only (OpenVINO cannot read
+    its dynamic input shape in 9.0.2, LibTorch and TensorFlow files are not exported)."""
+    if not opts.interpolator_model:
+        raise FfsrError("--interpolation rife needs the converted RIFE model (none was given).")
+    pairs: list[tuple[str, object]] = [("dnn_backend", "onnx"), ("model", opts.interpolator_model),
+                                       ("input", "x"), ("output", "y")]
+    if opts.device != "cpu":
+        pairs.append(("device", opts.device))
+    return _protected_options(pairs)
+
+
 def render_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
     """The filter graph for a chain of models, as one line."""
     if not cards:
@@ -149,12 +163,25 @@ def render_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
         if scaler not in SCALERS:
             raise FfsrError(f"Unknown scaler '{scaler}'; choose one of {', '.join(SCALERS)}.")
     steps = [model_step(card, i, opts) for i, card in enumerate(cards)]
+    rife_options = _rife_options(opts) if opts.fps and opts.interpolation == "rife" else ""
     total_scale = 1
     for card in cards:
         total_scale *= card.scale
     text = _env().get_template("upscale.j2").render(
-        steps=steps, total_scale=total_scale, **{k: getattr(opts, k) for k in (
+        steps=steps, total_scale=total_scale, rife_options=rife_options, **{k: getattr(opts, k) for k in (
             "fps", "interpolation", "interpolate_after", "scd_threshold", "width", "height",
             "final_scaler", "deinterlace", "dedupe", "alpha", "out_format", "gif_palette",
             "in_label", "out_label")})
+    return _unprotect("".join(line.strip() for line in text.splitlines()))
+
+
+def render_interpolation(opts: GraphOptions) -> str:
+    """Only the frame-rate change of ``opts`` (interpolate.j2), as one line: the part of
+    render_graph's output that changes the rate, for checking an interpolator on its own."""
+    if not opts.fps:
+        raise FfsrError("No frame rate given.")
+    rife_options = _rife_options(opts) if opts.interpolation == "rife" else ""
+    text = _env().get_template("interpolate.j2").render(
+        fps=opts.fps, interpolation=opts.interpolation, scd_threshold=opts.scd_threshold,
+        rife_options=rife_options)
     return _unprotect("".join(line.strip() for line in text.splitlines()))

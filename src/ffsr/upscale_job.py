@@ -195,6 +195,7 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
     info = probe(choice.ffprobe, req.input)
     if info.frames == 0 or (info.duration is not None and info.duration <= 0):
         raise FfsrError(f"{req.input} has no video frames.")
+    interpolator = _interpolator(req, info, log)
     caps = capabilities(choice.ffmpeg)
     cards = resolve_cards(req.models, log)
     backend = choose_backend(requested_backend(req.backend, req.y_form), cards, caps, req.device)
@@ -239,7 +240,8 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         chroma_scaler=req.chroma_scaler, fps=req.fps, interpolation=req.interpolation,
         interpolate_after=req.interpolate_after,
         width=req.width, height=req.height, deinterlace=req.deinterlace, dedupe=req.dedupe,
-        alpha=alpha, gif_palette=kind.gif, in_label=f"0:{info.index}", out_label="vout"))
+        alpha=alpha, gif_palette=kind.gif, in_label=f"0:{info.index}", out_label="vout",
+        interpolator_model=interpolator))
     # One partial file per run: two runs writing the same output never share one.
     partial = output.with_name(f".{output.stem}.ffsr-partial-{os.getpid()}-{secrets.token_hex(3)}"
                                f"{output.suffix}")
@@ -291,6 +293,16 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         mounts += model_mounts(cards)
     return UpscalePlan(req, cards, backend, info, graph, argv, output, partial, expected, notes,
                        mounts, precision)
+
+
+def _interpolator(req: UpscaleRequest, info: VideoInfo, log: Callable[[str], None]) -> str | None:
+    """The RIFE model file when --interpolation rife is asked for (rate checked first)."""
+    if not (req.fps and req.interpolation == "rife"):
+        return None
+    from ffsr.interpolation.rife import check_clip, rife_model
+
+    check_clip(req.fps, info.frame_rate, info.frames, req.runtime)
+    return str(rife_model(log).path)
 
 
 def model_mounts(cards: Sequence[ModelCard]) -> list[Mount]:

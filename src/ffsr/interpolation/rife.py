@@ -1,0 +1,132 @@
+"""RIFE inside the graph (stock filters, no FFmpeg patch): the converted side-by-side model
+and the rules for using it.
+
+The HD v3 network makes the frame halfway between two frames (t = 0.5), so the graph can
+only double the frame rate; other ratios need RIFE v4, which takes a timestep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ffsr.errors import FfsrError
+from ffsr.paths import MODELS_DIR, converted_models_dir
+
+NAME = "rife-hdv3"
+MANIFEST = MODELS_DIR / "interpolators" / f"{NAME}.json"
+RATIO = 2
+"""Output frames per input frame (HD v3 has no timestep input)."""
+CARD_SUFFIX = ".interp.json"
+
+
+@dataclass(frozen=True)
+class Interpolator:
+    """A converted interpolator: the ONNX file FFmpeg's onnx backend loads, and its check."""
+
+    name: str
+    path: Path
+    sha256: str
+    fidelity: dict[str, float]
+
+
+def check_rate(fps: Fraction, input_rate: Fraction | None) -> None:
+    """Refuse a target rate RIFE HD v3 cannot make from this input (it only doubles)."""
+    if input_rate and fps != RATIO * input_rate:
+        raise FfsrError(f"--interpolation rife only doubles the frame rate: this input runs at "
+                        f"{_rate(input_rate)} fps, so --fps must be {_rate(RATIO * input_rate)}.")
+
+
+def _rate(rate: Fraction) -> str:
+    return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
+
+
+def _card_path(base: Path) -> Path:
+    return base / NAME / f"{NAME}{CARD_SUFFIX}"
+
+
+def find_interpolator(base: Path | None = None) -> Interpolator | None:
+    """The converted RIFE model, if its file is there and unchanged since conversion."""
+    from ffsr.zoo import sha256_file
+
+    card = _card_path(base or converted_models_dir())
+    if not card.is_file():
+        return None
+    data = json.loads(card.read_text())
+    path = card.parent / data["file"]
+    if not path.is_file() or sha256_file(path) != data["sha256"]:
+        return None
+    return Interpolator(NAME, path.resolve(), data["sha256"], data["fidelity"])
+
+
+def rife_model(log: Callable[[str], None] = print, base: Path | None = None) -> Interpolator:
+    """The converted RIFE model; converted from the pinned checkpoint on first use."""
+    found = find_interpolator(base)
+    if found:
+        return found
+    log(f"converting {NAME} (first use)…")
+    return convert_rife(base or converted_models_dir())
+
+
+def convert_rife(base: Path) -> Interpolator:
+    """Export the side-by-side wrapper to ONNX, check it against PyTorch, write the card."""
+    from ffsr.convert_model import frameworks_missing
+    from ffsr.zoo import load_manifest, sha256_file
+
+    manifest = load_manifest(MANIFEST)
+    manifest.verify_source()
+    if missing := frameworks_missing():
+        raise FfsrError(f"--interpolation rife converts RIFE on first use and needs "
+                        f"{', '.join(missing)}: `pip install 'ffsr[convert]'`.")
+    from ffsr_convert.rife.export import build_wrapper, check_onnx, export_onnx
+
+    folder = base / NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{NAME}.{os.getpid()}.onnx"
+    module = build_wrapper(manifest.source_path)
+    export_onnx(module, tmp)
+    fidelity = check_onnx(module, tmp)
+    if fidelity.within_one_level < 0.999:
+        tmp.unlink(missing_ok=True)
+        raise FfsrError(f"The RIFE ONNX export differs from PyTorch (only "
+                        f"{fidelity.within_one_level:.4%} of values within one level).")
+    path = folder / f"{NAME}.onnx"
+    os.replace(tmp, path)
+    card = {"name": NAME, "kind": "interpolator", "ratio": RATIO, "file": path.name,
+            "sha256": sha256_file(path), "input": "x", "output": "y",
+            "layout": "1x3xHx(2W) (frame n | frame n+1) -> 1x3xHxW",
+            "fidelity": {"onnxruntime_vs_torch_max_levels": fidelity.max_levels,
+                         "onnxruntime_vs_torch_within_one_level": fidelity.within_one_level},
+            "source": manifest.source, "licence": manifest.source["licence"]}
+    _card_path(base).write_text(json.dumps(card, indent=2) + "\n")
+    found = find_interpolator(base)
+    assert found is not None
+    return found
+
+
+def check_clip(fps: Fraction, input_rate: Fraction | None, frames: int | None,
+               runtime: str = "local") -> None:
+    """Everything about an input that rules RIFE out, each refused in one sentence."""
+    if runtime != "local":
+        raise FfsrError("--interpolation rife runs with --runtime local only for now (the "
+                        "image does not carry the RIFE model yet).")
+    if frames is not None and frames < 2:
+        raise FfsrError(f"--interpolation rife needs at least 2 frames; this input has {frames}.")
+    check_rate(fps, input_rate)
+
+
+def graph_model(fps: Fraction | None, interpolation: str, runtime: str,
+                log: Callable[[str], None] = print) -> str | None:
+    """For `ffsr graph`: the RIFE file the printed graph names (None unless rife is asked
+    for). The input's rate is unknown there, so the graph's own fps filter fixes the output
+    rate; a rate that is not twice the input's duplicates or drops frames."""
+    if interpolation != "rife" or not fps:
+        return None
+    if runtime != "local":
+        raise FfsrError("--interpolation rife runs with --runtime local only for now (the "
+                        "image does not carry the RIFE model yet).")
+    return str(rife_model(log).path)
