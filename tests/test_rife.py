@@ -179,3 +179,14 @@ def test_printed_graph_runs_in_plain_ffmpeg_with_the_same_frames(
     want = read_frames(ffmpeg_bin, upscaled, "rgb24", 2 * W, 2 * H)
     assert got.shape[0] == 14
     assert np.array_equal(got, want)
+
+
+def test_rife_refuses_a_one_frame_clip(ffmpeg_bin: Path, clips: Path, tmp_path: Path) -> None:
+    """Refused before any model is converted or run: nothing to pair."""
+    one = tmp_path / "one.mp4"
+    run(ffmpeg_bin, "-i", str(clips / "carphone_176x144.mp4"), "-frames:v", "1", str(one))
+    proc = ffsr("upscale", str(one), "-m", "espcn", "--fps", "60000/1001",
+                "--interpolation", "rife", "-o", str(tmp_path / "no.mp4"))
+    assert proc.returncode != 0
+    assert "needs at least 2 frames" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "no.mp4").exists()
