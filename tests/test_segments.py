@@ -137,16 +137,19 @@ def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_
     finished = done_records(folder)
     assert 1 <= len(finished) < 3
 
-    # Refusals leave the work alone: another input, other options.
+    # Refusals leave the work alone: another input, other options, no --resume.
     other = tmp_path / "other.mp4"
     make(ffmpeg_bin, "-i", str(clip), "-t", "3", "-c", "copy", str(other))
     one_sentence(ffsr(str(other), "-m", "espcn", "-o", str(out), "--segments", "3", "--resume"),
                  r"The segments in .* were made from another input than .*other\.mp4 \(size or "
-                 r"content differ\); run without --resume to start over\.")
+                 r"content differ\); pass --overwrite instead of --resume to start over\.")
     one_sentence(ffsr(str(clip), "-m", "espcn", "-o", str(out), "--segments", "3", "--resume",
                       "--crf", "30"),
                  r"The segments in .* were made with other options \(filter graph, encoder or "
-                 r"--segments\); run without --resume to start over\.")
+                 r"--segments\); pass --overwrite instead of --resume to start over\.")
+    one_sentence(ffsr(str(clip), "-m", "espcn", "-o", str(out), "--segments", "3"),
+                 rf".*\.out\.mp4\.ffsr-segments holds {len(finished)} finished segments of an "
+                 r"interrupted run; pass --resume to keep them or --overwrite to start over\.")
     assert done_records(folder) == finished
 
     # A corrupted kept segment is noticed (one sentence) and made again.

@@ -126,6 +126,10 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions) -> Prepared:
     if opts.resume:
         check_resumable(read_manifest(folder), manifest, folder)
     elif folder.exists():
+        finished = len(list(folder.glob("segment-*.done.json")))
+        if finished and not plan.request.overwrite:  # hours of work are never thrown away silently
+            raise FfsrError(f"{folder} holds {finished} finished segments of an interrupted run; "
+                            "pass --resume to keep them or --overwrite to start over.")
         shutil.rmtree(folder)
     folder.mkdir(exist_ok=True)
     write_manifest(folder, manifest)

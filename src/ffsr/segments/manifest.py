@@ -67,7 +67,7 @@ def check_resumable(saved: dict[str, Any] | None, now: dict[str, Any], folder: P
     if saved is None:
         raise FfsrError(f"Nothing to resume: {folder} holds no readable manifest; run without "
                         "--resume.")
-    fresh = "run without --resume to start over"
+    fresh = "pass --overwrite instead of --resume to start over"
     source = saved.get("source", {})
     if source.get("size") != now["source"]["size"] or \
             source.get("head_tail_sha256") != now["source"]["head_tail_sha256"] or \
