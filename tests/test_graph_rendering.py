@@ -111,10 +111,11 @@ def test_zoo_manifests_are_complete() -> None:
     models = zoo()
     waifu2x = {f"waifu2x-{arch}{level}" for arch in ("upconv7", "upresnet10")
                for level in ("", "-noise0", "-noise1", "-noise2", "-noise3")}
+    waifu2x |= {"waifu2x-vgg7", "waifu2x-vgg7-y", *(f"waifu2x-vgg7-noise{n}" for n in range(4))}
     assert set(models) == {"espcn", "srcnn", "realesr-animevideov3", "realesr-animevideox2v3",
                            "small-grayrealesrx2", *waifu2x}
     for m in models.values():
-        assert m.scale in (2, 4) and m.color in ("y", "rgb")
+        assert m.scale in (1, 2, 4) and m.color in ("y", "rgb")
         assert m.source["licence"] and all(len(h) == 64 for h in m.source["sha256"].values())
 
 

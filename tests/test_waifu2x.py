@@ -50,25 +50,28 @@ def edges(a: np.ndarray) -> np.ndarray:
     return a[:, mask]
 
 
-@pytest.mark.parametrize(("npz", "arch"), [
-    ("upconv7/anime_style_noise3_scale_rgb.npz", "waifu2x-UpConv7"),
-    ("upresnet10/anime_style_noise3_scale_rgb.npz", "waifu2x-UpResNet10"),
-], ids=["upconv7", "upresnet10"])
-def test_exported_module_equals_waifu2x_blockwise(shared_data: Path, npz: str, arch: str) -> None:
-    """The module that is exported (edge replication inside; UpResNet10 also cuts waifu2x's
-    blocks inside) equals waifu2x's overlapping 128-pixel blocks, on a frame that is not a
-    multiple of the block."""
+@pytest.mark.parametrize(("npz", "arch", "scale"), [
+    ("upconv7/anime_style_noise3_scale_rgb.npz", "waifu2x-UpConv7", 2),
+    ("upresnet10/anime_style_noise3_scale_rgb.npz", "waifu2x-UpResNet10", 2),
+    ("vgg7/anime_style_scale_rgb.npz", "waifu2x-VGG7", 2),
+    ("vgg7/anime_style_noise2_rgb.npz", "waifu2x-VGG7", 1),
+], ids=["upconv7", "upresnet10", "vgg7-scale", "vgg7-noise2"])
+def test_exported_module_equals_waifu2x_blockwise(shared_data: Path, npz: str, arch: str,
+                                                  scale: int) -> None:
+    """The module that is exported (edge replication inside; VGG7 x2 also its nearest 2x,
+    UpResNet10 also waifu2x's blocks) equals waifu2x's overlapping 128-pixel blocks, on a
+    frame that is not a multiple of the block."""
     import torch
     from ffsr_convert.waifu2x import load_waifu2x
 
-    model = load_waifu2x(shared_data / W2X / npz, None, 2)
-    assert (model.arch, model.scale, model.color) == (arch, 2, "rgb")
+    model = load_waifu2x(shared_data / W2X / npz, None, None)
+    assert (model.arch, model.scale, model.color) == (arch, scale, "rgb")
     x = np.random.default_rng(0).random((1, 3, 70, 93), dtype=np.float32)
     with torch.no_grad():
         whole = model.module(torch.from_numpy(x)).numpy()
     assert model.reference is not None
     blocks = model.reference(x)
-    assert whole.shape == blocks.shape == (1, 3, 140, 186)
+    assert whole.shape == blocks.shape == (1, 3, 70 * scale, 93 * scale)
     assert float(np.abs(whole - blocks).max()) < 1e-4
 
 
@@ -94,20 +97,26 @@ def test_conversion_matches_waifu2x_in_its_runtime_and_in_ffmpeg(noise3: ModelCa
             assert result["passes"] and result["within_one"] >= 0.999, (backend, check, result)
 
 
-def test_upresnet10_blocks_inside_the_model_match_waifu2x_in_ffmpeg(ffmpeg_bin: Path, clips: Path,
-                                                                    tmp_path: Path) -> None:
-    """UpResNet10's squeeze-excitation makes its output depend on waifu2x's blocks; the ONNX
-    file cuts the same blocks itself, and ffmpeg's frames match waifu2x's block-wise run
-    (verified on a 100x76 crop: 2x2 blocks, the last ones partly outside the frame)."""
+@pytest.mark.parametrize(("name", "arch", "scale", "color"), [
+    ("waifu2x-upresnet10-noise3", "waifu2x-UpResNet10", 2, "rgb"),
+    ("waifu2x-vgg7-noise1", "waifu2x-VGG7", 1, "rgb"),
+    ("waifu2x-vgg7-y", "waifu2x-VGG7", 2, "y"),
+], ids=["upresnet10-noise3", "vgg7-noise1", "vgg7-y"])
+def test_other_families_match_waifu2x_in_ffmpeg(ffmpeg_bin: Path, clips: Path, tmp_path: Path,
+                                                name: str, arch: str, scale: int, color: str) -> None:
+    """UpResNet10 (its squeeze-excitation depends on waifu2x's blocks: the ONNX file cuts the
+    same blocks itself), VGG7 x1 denoising and VGG7 x2 on luma (nearest 2x inside): ffmpeg's
+    frames match waifu2x's block-wise run, on a 100x76 crop (2x2 blocks for UpResNet10, the
+    last ones partly outside the frame)."""
     from ffsr.convert_model import convert_zoo_model
 
     small = tmp_path / "small.mkv"
     subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", str(clips / "carphone_176x144.mp4"),
                     "-frames:v", "2", "-vf", "crop=100:76:30:30", "-c:v", "ffv1", str(small)],
                    check=True)
-    card = convert_zoo_model("waifu2x-upresnet10-noise3", tmp_path / "models", backends=("onnx",),
+    card = convert_zoo_model(name, tmp_path / "models", backends=("onnx",),
                              verify_clip=small, log=lambda _: None)
-    assert card.arch == "waifu2x-UpResNet10"
+    assert (card.arch, card.scale, card.model_scale, card.color) == (arch, scale, scale, color)
     for check in ("runtime", "ffmpeg"):
         result = card.files["onnx"].fidelity[check]
         assert result["passes"] and result["within_one"] >= 0.999, (check, result)
