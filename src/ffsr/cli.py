@@ -97,9 +97,11 @@ def convert_model_cmd(
     name: Annotated[str | None, typer.Argument(help="Zoo model name (see `ffsr models`).",
                                                autocompletion=zoo_names)] = None,
     checkpoint: Annotated[Path | None, typer.Option(
-        help="Your own checkpoint: TF .ckpt directory, .pth, .safetensors or .onnx.")] = None,
+        help="Your own checkpoint: TF .ckpt directory, .pth, .safetensors, waifu2x .npz or .onnx.")]
+    = None,
     arch: Annotated[str | None, typer.Option(help="Architecture (espcn, srcnn for TF "
-                                                  "checkpoints; detected for PyTorch ones).")] = None,
+                                                  "checkpoints; detected for PyTorch and waifu2x "
+                                                  "ones).")] = None,
     scale: Annotated[int | None, typer.Option(help="Scale the weights must have.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", "-o",
                                                  help="Where to write (default: ~/.cache/ffsr/models).")]
@@ -409,7 +411,7 @@ def models() -> None:
             status = f"converted: {', '.join(card.files)}"
         except FfsrError:
             status = "not converted"
-        print(f"{m.name:<24} x{m.scale} {m.color.upper():<3} {m.arch:<16} {status:<36} {m.title}")
+        print(f"{m.name:<25} x{m.scale} {m.color.upper():<3} {m.arch:<18} {status:<36} {m.title}")
 
 
 @app.command("build-image")
