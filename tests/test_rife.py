@@ -172,6 +172,10 @@ def test_printed_graph_runs_in_plain_ffmpeg_with_the_same_frames(
     graph = ffsr("graph", "-m", x2_model.name, "--backend", "onnx", "--fps", "60000/1001",
                  "--interpolation", "rife")
     assert graph.returncode == 0, graph.stderr
+    import ffsr as api  # the Python API prints the same graph
+
+    assert api.graph(x2_model.name, backend="onnx", fps="60000/1001",
+                     interpolation="rife") == graph.stdout.strip()
     pasted = tmp_path / "pasted.mkv"
     run(ffmpeg_bin, "-i", str(cut_clip), "-vf", graph.stdout.strip(), "-c:v", "ffv1",
         str(pasted))

@@ -41,6 +41,11 @@ def graph(model: str | Sequence[str], **options: object) -> str:
     if "fps" in options and options["fps"] is not None:
         options["fps"] = Fraction(str(options["fps"]))
     cards = resolve_cards(_models(model), log=lambda _: None)
+    if options.get("interpolation") == "rife" and options.get("fps") and \
+            not options.get("interpolator_model"):
+        from ffsr.interpolation.rife import rife_model
+
+        options["interpolator_model"] = str(rife_model(log=lambda _: None).path)
     return render_graph(cards, GraphOptions(**options))  # type: ignore[arg-type]
 
 
