@@ -19,6 +19,7 @@ from typing import Any
 
 from ffsr.errors import FfsrError
 from ffsr.segments.frames import Segment
+from ffsr.zoo import sha256_file
 
 INTERMEDIATE = ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slicecrc", "1"]
 """Lossless, every frame a keyframe, checksummed slices (a corrupted file fails to decode)."""
@@ -84,14 +85,6 @@ class Done:
         return json.dumps(self.__dict__, indent=1)
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def framemd5(ffmpeg: str, path: Path) -> tuple[int, str]:
     """(frames, sha256 of the framemd5 listing) of a segment file: decodes every frame, so
     a damaged file (FFV1 slice checksums) fails here."""
@@ -123,7 +116,7 @@ def record_done(ffmpeg: str, ffprobe: str, folder: Path, seg: Segment) -> Done:
         raise FfsrError(f"Segment {seg.index} came out with {frames} of {seg.frames} frames (the "
                         "input decodes differently than its frame table says); run without "
                         "--segments.")
-    done = Done(frames, digest, path.stat().st_size, sha256_of(path), first, last)
+    done = Done(frames, digest, path.stat().st_size, sha256_file(path), first, last)
     tmp = folder / f".{done_file(folder, seg.index).name}.tmp"
     tmp.write_text(done.to_json())
     os.replace(tmp, done_file(folder, seg.index))
@@ -143,7 +136,7 @@ def read_done(folder: Path, seg: Segment) -> tuple[Done | None, str | None]:
         return None, f"segment {seg.index}'s done record is unreadable; it is made again."
     if not path.is_file():
         return None, f"segment {seg.index}'s file is missing (deleted?); it is made again."
-    if path.stat().st_size != done.size or sha256_of(path) != done.sha256 or \
+    if path.stat().st_size != done.size or sha256_file(path) != done.sha256 or \
             done.frames != seg.frames:
         return None, (f"segment {seg.index}'s file does not match its done record "
                       "(corrupted?); it is made again.")
