@@ -1,7 +1,7 @@
 """Every original zoo model through `ffsr upscale`, pixels against its source framework run on
 the same decoded frames (issue 15): the Real-ESRGAN `.pth` files in PyTorch (spandrel loads
-them, not ffsr's converter), and ESPCN against its original TensorFlow training graph from
-the checkpoint's `.meta` (not ffsr's own exported `.pb`). waifu2x: tests/test_waifu2x.py.
+them, not ffsr's converter), and ESPCN and SRCNN against their original TensorFlow training
+graphs from the checkpoints' `.meta` (not ffsr's own exported `.pb`). waifu2x: tests/test_waifu2x.py.
 
 `--precision f32` because bf16 (auto's choice on CPUs with bf16 units) is held to 50 dB,
 not to one level; the lossless outputs (.apng, FFV1) keep the model's pixels."""
@@ -83,39 +83,53 @@ import numpy as np
 from ffsr_convert import import_tensorflow
 tf = import_tensorflow()
 tf.compat.v1.disable_eager_execution()
-ckpt, frames_in, frames_out = sys.argv[1:]
-y = np.load(frames_in).astype(np.float32)[..., None]  # 0-255: the graph divides itself
+ckpt, feed, fetch, divisor, frames_in, frames_out = sys.argv[1:]
+y = np.load(frames_in).astype(np.float32)[..., None] / float(divisor)
 graph = tf.Graph()
 with graph.as_default():
     x = tf.compat.v1.placeholder(tf.float32, (None, None, None, 1))
-    # The training graph reads (target, input) batches from a dataset iterator and divides
-    # the input by 255: feed our frames in place of the input.
+    # The training graph reads (target, input) batches from a dataset iterator: feed our
+    # frames in place of the tensor named.
     saver = tf.compat.v1.train.import_meta_graph(ckpt + ".meta", clear_devices=True,
-                                                 input_map={"IteratorGetNext:1": x})
-    pred = graph.get_tensor_by_name("espcn/prediction:0")
+                                                 input_map={feed: x})
+    pred = graph.get_tensor_by_name(fetch)
     with tf.compat.v1.Session(graph=graph) as sess:
         saver.restore(sess, ckpt)
         np.save(frames_out, sess.run(pred, {x: y})[..., 0])
 """
 
+BICUBIC_2X = "scale=w=iw*2:h=ih*2:flags=bicubic"
+TRAINING_GRAPHS = [
+    # model, tensor fed, tensor fetched, divisor of the fed 8-bit values, ffmpeg filter that
+    # makes the fed frames, output pixels lost at each edge (the graphs convolve unpadded)
+    ("espcn", "IteratorGetNext:1", "espcn/prediction:0", 1, None, 8),  # 5x5,3x3,3x3 x2
+    # SRCNN resizes inside the graph (TF bicubic); fed after that resize with the bicubic
+    # 2x ffsr's graph puts before the model, so the comparison is of the network alone
+    ("srcnn", "srcnn/ResizeBicubic:0", "srcnn/clip_by_value:0", 255, BICUBIC_2X, 6),  # 9,1,5
+]
 
-def test_espcn_through_upscale_equals_the_original_training_graph(
+
+@pytest.mark.parametrize(("model", "feed", "fetch", "divisor", "prescale", "border"),
+                         TRAINING_GRAPHS, ids=[g[0] for g in TRAINING_GRAPHS])
+def test_tf_model_through_upscale_equals_the_original_training_graph(
         zoo_models: dict[str, ModelCard], ffmpeg_bin: Path, clips: Path, shared_data: Path,
-        tmp_path: Path) -> None:
-    """The training graph convolves without padding (5x5, 3x3, 3x3: 4 input pixels lost at
-    each edge), so it gives the interior; ffsr's full frame must match it there."""
+        tmp_path: Path, model: str, feed: str, fetch: str, divisor: int, prescale: str | None,
+        border: int) -> None:
+    """The checkpoint's own graph (its .meta), not ffsr's export: it gives the interior, and
+    ffsr's full frame must match it there."""
     out = tmp_path / "out.mkv"
-    upscale(clips / CLIP, "espcn", out, "--encoder", "ffv1")
+    upscale(clips / CLIP, model, out, "--encoder", "ffv1")
     got = read_yuv420p_y(ffmpeg_bin, out, W * 2, H * 2)
-    src = read_yuv420p_y(ffmpeg_bin, clips / CLIP, W, H, FRAMES)
+    size = (W * 2, H * 2) if prescale else (W, H)
+    src = read_yuv420p_y(ffmpeg_bin, clips / CLIP, *size, FRAMES, vf=prescale)
     np.save(tmp_path / "in.npy", src)
     proc = subprocess.run([sys.executable, "-c", TF_TRAINING_GRAPH,
-                           str(shared_data / "checkpoints/hvrr-sr/espcn/model_100.ckpt"),
-                           str(tmp_path / "in.npy"), str(tmp_path / "tf.npy")],
+                           str(shared_data / f"checkpoints/hvrr-sr/{model}/model_100.ckpt"),
+                           feed, fetch, str(divisor), str(tmp_path / "in.npy"),
+                           str(tmp_path / "tf.npy")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     want = to_8bit(np.load(tmp_path / "tf.npy"))
-    border = 8  # output pixels: 4 input pixels x scale 2
     assert want.shape == (FRAMES, H * 2 - 2 * border, W * 2 - 2 * border)
     report = compare_8bit(got[:, border:-border, border:-border], want)
     assert report.within_one >= 0.999, report
