@@ -216,6 +216,31 @@ def test_precision_and_backend_refusals(zoo_models: dict[str, object], clips: Pa
     assert not out.exists()
 
 
+def test_auto_keeps_f32_for_a_model_whose_bf16_check_failed(zoo_models: dict[str, object],
+                                                           clips: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A conversion on a bf16 CPU records bf16 below 50 dB on the card instead of refusing the
+    model; `auto` then runs that model in f32, and still bf16 for the others."""
+    import dataclasses
+
+    from ffsr.model_card import ModelCard
+    from ffsr.upscale_job import UpscaleRequest, plan_upscale
+
+    clip, out = clips / "carphone_176x144.mp4", tmp_path / "o.mp4"
+    monkeypatch.setattr("ffsr.precision.cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    assert plan_upscale(UpscaleRequest(clip, ["espcn"], out)).precision == "bf16"
+    card = zoo_models["espcn"]
+    assert isinstance(card, ModelCard)
+    low = {**card.files["openvino"].fidelity,
+           "ffmpeg_bf16": {"max_diff": 9, "within_one": 0.9, "psnr_db": 41.0, "passes": False}}
+    files = {**card.files, "openvino": dataclasses.replace(card.files["openvino"], fidelity=low)}
+    weak = dataclasses.replace(card, files=files)
+    monkeypatch.setattr("ffsr.upscale_job.resolve_cards", lambda names, log: [weak])
+    plan = plan_upscale(UpscaleRequest(clip, ["espcn"], out))
+    assert (plan.backend, plan.precision) == ("openvino", "f32")
+    assert not out.exists()
+
+
 def test_openvino_asked_of_a_binary_without_it(zoo_models: dict[str, object], clips: Path,
                                                tmp_path: Path) -> None:
     debian = Path("/usr/bin/ffmpeg")

@@ -142,7 +142,8 @@ ModelOpt = Annotated[list[str], typer.Option("--model", "-m", help=(
 BackendOpt = Annotated[str, typer.Option(help="DNN backend: auto (the fastest this machine "
                                                "runs), openvino, onnx, torch or tensorflow.")]
 PrecisionOpt = Annotated[str, typer.Option(help="Inference precision: auto (bf16 where the CPU "
-                                                "has bf16 units, with openvino), f32 or bf16.")]
+                                                "has bf16 units, with openvino, for models that "
+                                                "keep 50 dB in it), f32 or bf16.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda (checked in ffmpeg's log).")]
 FpsOpt = Annotated[str | None, typer.Option(help="New frame rate, e.g. 60 or 30000/1001.")]
 InterpOpt = Annotated[str, typer.Option(help="minterpolate (motion compensated), framerate "
@@ -339,7 +340,7 @@ def graph(
     ffmpeg = choose_ffmpeg(needs_backends(backend, form)).ffmpeg
     chosen = choose_backend(requested_backend(backend, form), cards, capabilities(ffmpeg), device)
     print(render_graph(cards, GraphOptions(
-        backend=chosen, device=device, precision=resolve_precision(precision, chosen, device),
+        backend=chosen, device=device, precision=resolve_precision(precision, chosen, device, cards),
         y_form=form, fps=_fps(fps), interpolation=interpolation,
         width=width, height=height, alpha=alpha, in_label=in_label, out_label=out_label,
         model_dir=model_root, interpolator_model=interpolator)))

@@ -7,11 +7,13 @@ slower, so ``auto`` takes it only where the CPU has it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from ffsr.backends import get_backend
 from ffsr.errors import FfsrError
+from ffsr.model_card import ModelCard
 
 PRECISIONS = ("auto", "f32", "bf16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -34,7 +36,15 @@ def cpu_has_bf16() -> bool:
     return any(flag in cpu_flags() for flag in BF16_FLAGS)
 
 
-def resolve_precision(requested: str, backend: str, device: str = "cpu") -> str | None:
+def bf16_failed(cards: Sequence[ModelCard], backend: str) -> list[str]:
+    """Models whose conversion found bf16 below the bar (``ffmpeg_bf16`` on the card): for
+    them ``auto`` stays f32. Cards converted on a CPU without bf16 have no such check."""
+    return [c.name for c in cards if backend in c.files
+            and c.files[backend].fidelity.get("ffmpeg_bf16", {}).get("passes") is False]
+
+
+def resolve_precision(requested: str, backend: str, device: str = "cpu",
+                      cards: Sequence[ModelCard] = ()) -> str | None:
     """The precision to ask the backend for, or None where the backend has no such choice
     (ONNX Runtime, LibTorch and TensorFlow run the model's own f32)."""
     if requested not in PRECISIONS:
@@ -47,5 +57,6 @@ def resolve_precision(requested: str, backend: str, device: str = "cpu") -> str 
         raise FfsrError("--precision bf16 needs a CPU with bf16 units (avx512_bf16 or AMX), "
                         "which this one lacks; use --precision f32.")
     if requested == "auto":
-        return "bf16" if device == "cpu" and cpu_has_bf16() else "f32"
+        bf16 = device == "cpu" and cpu_has_bf16() and not bf16_failed(cards, backend)
+        return "bf16" if bf16 else "f32"
     return requested

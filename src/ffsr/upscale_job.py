@@ -200,7 +200,7 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
     cards = resolve_cards(req.models, log)
     backend = choose_backend(requested_backend(req.backend, req.y_form), cards, caps, req.device)
     check_model_files(cards, backend)
-    precision = resolve_precision(req.precision, backend, req.device)
+    precision = resolve_precision(req.precision, backend, req.device, cards)
     if req.device in GPU_DEVICES and not get_backend(backend).gpu_log_pattern:
         raise FfsrError(f"The {backend} backend cannot be checked to run on a GPU; use onnx or torch.")
     if req.device in GPU_DEVICES and req.runtime == "local":
