@@ -77,9 +77,9 @@ def run_torchscript(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def run_pb(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    from ffsr_convert.exporters import run_frozen_pb
+    from ffsr_convert.exporters import run_frozen_graph
 
-    return [run_frozen_pb(path, x[0, 0])[None, None] for x in inputs]
+    return run_frozen_graph(path, inputs)
 
 
 def run_in_ffmpeg(ffmpeg: Path, card: ModelCard, backend: str, frames: Frames,

@@ -337,8 +337,9 @@ def graph(
     from ffsr.interpolation.rife import graph_model
 
     interpolator = graph_model(_fps(fps), interpolation, runtime, log=console.print)
-    ffmpeg = choose_ffmpeg(needs_backends(backend, form)).ffmpeg
-    chosen = choose_backend(requested_backend(backend, form), cards, capabilities(ffmpeg), device)
+    ffmpeg = choose_ffmpeg(needs_backends(backend, form, cards)).ffmpeg
+    chosen = choose_backend(requested_backend(backend, form, cards), cards, capabilities(ffmpeg),
+                            device)
     print(render_graph(cards, GraphOptions(
         backend=chosen, device=device, precision=resolve_precision(precision, chosen, device, cards),
         y_form=form, fps=_fps(fps), interpolation=interpolation,

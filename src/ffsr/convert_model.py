@@ -115,7 +115,7 @@ def convert_checkpoint(path: Path, *, name: str | None = None, arch: str | None 
                        verify_clip: Path | None = None, licence: str = "unknown",
                        runtime: str = "auto", image: str | None = None,
                        log: Callable[[str], None] = print) -> ModelCard:
-    """Convert a user's checkpoint (.ckpt directory, .pth, .safetensors or .onnx)."""
+    """Convert a user's checkpoint (.ckpt directory, .pth, .safetensors, .onnx or a frozen .pb)."""
     if not path.exists() and not Path(str(path) + ".index").exists():
         raise FfsrError(f"Checkpoint not found: {path}")
     model_name = name or path.stem.split(".")[0] or path.name
@@ -132,12 +132,28 @@ def convert_checkpoint(path: Path, *, name: str | None = None, arch: str | None 
 
         return import_onnx(path, model_name, scale, out_dir or converted_models_dir(),
                            _verify_clip(verify_clip), *_ffmpeg_for_verification()[:2], log=log)
+    if path.suffix == ".pb":
+        return _import_pb(path, model_name, scale, out_dir, backends, verify_clip, log)
     from ffsr_convert.sources import load_source
 
     model = load_source(path, arch, scale)
     source: dict[str, object] = {"kind": "file", "path": str(path.resolve()),
               "sha256": {path.name: sha256_file(path)} if path.is_file() else {}}
     return _convert(model_name, model, source, licence, out_dir, backends, verify_clip, log)
+
+
+def _import_pb(path: Path, name: str, scale: int | None, out_dir: Path | None,
+               backends: tuple[str, ...], verify_clip: Path | None,
+               log: Callable[[str], None]) -> ModelCard:
+    """A frozen TF graph is kept for the tensorflow backend only (tf2onnx is not installed)."""
+    if "tensorflow" not in backends:
+        raise FfsrError(f"{path} is a frozen TensorFlow graph: ffsr keeps it for the tensorflow "
+                        f"backend only (no tf2onnx to convert it to {', '.join(backends)}).")
+    from ffsr_convert.pb_import import import_pb
+
+    ffmpeg, ffprobe, has = _ffmpeg_for_verification(("tensorflow",))
+    return import_pb(path, name, scale, out_dir or converted_models_dir(),
+                     _verify_clip(verify_clip), ffmpeg, ffprobe, "tensorflow" in has, log=log)
 
 
 def _convert(name: str, model: object, source: dict[str, object], licence: str,

@@ -97,13 +97,22 @@ def _built_backends(prefix: Path) -> set[str]:
         return set()
 
 
+def _links_resolve(prefix: Path) -> bool:
+    """Its runtime libraries are still there: a build links into the venv it was made from,
+    and a build made under another path (a moved checkout, another mount) cannot start."""
+    links = prefix / "lib" / "ffsr-link"
+    return not links.is_dir() or all(p.exists() for p in links.iterdir())
+
+
 def latest_build(needs: Collection[str] = ()) -> Path | None:
-    """The most recently finished build in the cache that has the ``needs`` backends."""
+    """The most recently finished build in the cache that has the ``needs`` backends and
+    can start here."""
     root = ffmpeg_builds_dir()
     if not root.is_dir():
         return None
     done = [p for p in root.iterdir() if (p / COMPLETE_MARKER).is_file()
-            and (p / "bin" / "ffmpeg").is_file() and set(needs) <= _built_backends(p)]
+            and (p / "bin" / "ffmpeg").is_file() and set(needs) <= _built_backends(p)
+            and _links_resolve(p)]
     if not done:
         return None
     newest = max(done, key=lambda p: (p / COMPLETE_MARKER).stat().st_mtime)

@@ -13,6 +13,8 @@ from ffsr.errors import FfsrError
 from ffsr.paths import converted_models_dir
 
 CARD_SUFFIX = ".card.json"
+TF_GRAPH_ARCH = "tensorflow-graph"
+"""Arch of an imported frozen TF graph: it has a tensorflow file only (no tf2onnx here)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from ffsr.ffmpeg_tools import Capabilities, capabilities, choose_ffmpeg
 from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.gpu import require_backend_cuda, require_local_gpu, wants_gpu
 from ffsr.media import VideoInfo, expected_frames, probe
-from ffsr.model_card import ModelCard, find_card
+from ffsr.model_card import TF_GRAPH_ARCH, ModelCard, find_card
 from ffsr.paths import cache_dir
 from ffsr.precision import resolve_precision
 from ffsr.progress import ProgressUpdate
@@ -163,6 +163,11 @@ def choose_backend(requested: str, cards: Sequence[ModelCard], caps: Capabilitie
             return name
     if requested != "auto":
         caps.require_backend(requested)
+        graphs = [c.name for c in cards if c.arch == TF_GRAPH_ARCH]
+        if graphs:
+            raise FfsrError(f"Model {', '.join(graphs)} is a frozen TensorFlow graph that runs "
+                            f"on the tensorflow backend only, not {requested}: use --backend "
+                            "tensorflow (or auto).")
         missing = [c.name for c in cards if requested not in c.files]
         raise FfsrError(f"Model {', '.join(missing)} has no {requested} file; convert it with "
                         f"`ffsr convert-model --backends {requested}`.")
@@ -170,14 +175,16 @@ def choose_backend(requested: str, cards: Sequence[ModelCard], caps: Capabilitie
     raise FfsrError(f"No DNN backend fits: this ffmpeg has {have}; run `ffsr build-ffmpeg`.")
 
 
-def requested_backend(backend: str, y_form: str) -> str:
-    """The backend asked for: the sr filter exists only on TensorFlow, so --form sr means it."""
-    return "tensorflow" if y_form == "sr" and backend == "auto" else backend
+def requested_backend(backend: str, y_form: str, cards: Sequence[ModelCard] = ()) -> str:
+    """The backend asked for: the sr filter exists only on TensorFlow, so --form sr means it;
+    so does a frozen TF graph (a .pb given with -m), which has no other file."""
+    tf_only = any(c.arch == TF_GRAPH_ARCH for c in cards)
+    return "tensorflow" if (y_form == "sr" or tf_only) and backend == "auto" else backend
 
 
-def needs_backends(backend: str, y_form: str) -> set[str]:
+def needs_backends(backend: str, y_form: str, cards: Sequence[ModelCard] = ()) -> set[str]:
     """Backends the binary must have (auto takes whatever the default build has)."""
-    requested = requested_backend(backend, y_form)
+    requested = requested_backend(backend, y_form, cards)
     return set() if requested == "auto" else {requested}
 
 
@@ -198,7 +205,11 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
     interpolator = _interpolator(req, info, log)
     caps = capabilities(choice.ffmpeg)
     cards = resolve_cards(req.models, log)
-    backend = choose_backend(requested_backend(req.backend, req.y_form), cards, caps, req.device)
+    if needs_backends(req.backend, req.y_form, cards) - caps.dnn_backends:  # a .pb: the TF build
+        choice = choose_ffmpeg(needs_backends(req.backend, req.y_form, cards))
+        caps = capabilities(choice.ffmpeg)
+    backend = choose_backend(requested_backend(req.backend, req.y_form, cards), cards, caps,
+                             req.device)
     check_model_files(cards, backend)
     precision = resolve_precision(req.precision, backend, req.device, cards)
     if req.device in GPU_DEVICES and not get_backend(backend).gpu_log_pattern:
