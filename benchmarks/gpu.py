@@ -115,7 +115,7 @@ def check_gpu(args: argparse.Namespace) -> None:
 
 def make_input(src: Path | None, dst: Path, width: int, height: int, frames: int) -> Path:
     """An H.264 input of the case's size: real footage when the shared clip is there."""
-    from ffsr.bench import _check, run_measured
+    from ffsr.bench import check_run, run_measured
     from ffsr.ffmpeg_tools import choose_ffmpeg
 
     ffmpeg = str(choose_ffmpeg().ffmpeg)
@@ -123,7 +123,7 @@ def make_input(src: Path | None, dst: Path, width: int, height: int, frames: int
     argv = [ffmpeg, "-v", "error", "-y", "-nostdin", *source, "-an",
             "-vf", f"scale={width}:{height}:flags=bicubic,format=yuv420p", "-frames:v", str(frames),
             "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", str(dst)]
-    _check(run_measured(argv), f"making {dst.name}")
+    check_run(run_measured(argv), f"making {dst.name}")
     return dst
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ffsr.filtergraph import GraphOptions, render_interpolation
+from ffsr.filtergraph import RIFE_BACKENDS, GraphOptions, render_interpolation
 from ffsr.media import probe, read_frames
 from ffsr.model_card import ModelCard
 from ffsr.paths import converted_models_dir
@@ -73,13 +73,16 @@ def cut_clip(ffmpeg_bin: Path, clips: Path, tmp_path_factory: pytest.TempPathFac
     return clip
 
 
-@pytest.fixture(scope="module")
-def interpolated(ffmpeg_bin: Path, cut_clip: Path, rife: Path,
+@pytest.fixture(scope="module", params=RIFE_BACKENDS)
+def interpolated(request: pytest.FixtureRequest, ffmpeg_bin: Path, cut_clip: Path, rife: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The clip through the RIFE part of ffsr's graph, in plain ffsr-built ffmpeg: the frames
-    (lossless .mkv) and their exact timestamps (framecrc, in the output time base)."""
-    graph = render_interpolation(GraphOptions(fps=2 * RATE, interpolation="rife",
-                                              interpolator_model=str(rife)))
+    """The clip through the RIFE part of ffsr's graph, in plain ffsr-built ffmpeg, on each
+    backend that runs RIFE: the frames (lossless .mkv) and their exact timestamps
+    (framecrc, in the output time base)."""
+    opts = GraphOptions(backend=request.param, fps=2 * RATE, interpolation="rife",
+                        interpolator_model=str(rife))
+    graph = render_interpolation(opts)
+    assert f"dnn_backend={request.param}" in graph
     d = tmp_path_factory.mktemp("rife_out")
     frames, crc = d / "out.mkv", d / "out.crc"
     run(ffmpeg_bin, "-i", str(cut_clip), "-filter_complex", f"[0:v]{graph},split[o1][o2]",

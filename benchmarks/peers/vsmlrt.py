@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,21 +123,15 @@ def measure_ffsr(tools: Tools, clip: Path, card: ModelCard, frames: int,
     extra = ((variant.option, variant.precision),) if variant.precision else ()
     graph = render_graph([card], GraphOptions(backend=variant.backend, in_label="0:v:0",
                                               out_label="vout", backend_options=extra))
-    argv = bench._ffmpeg_head(tools.ffmpeg) + ["-i", str(clip), "-filter_complex", graph,
-                                               "-map", "[vout]", "-frames:v", str(frames),
-                                               "-f", "null", "-"]
-    res, samples, _ = bench._progress_run(argv)
-    bench._check(res, variant.label)
+    m, res = bench.measure_graph(tools.ffmpeg, clip, graph, frames, "ffsr",
+                                 variant.label.removeprefix("ffsr "))
     ran = RAN_PRECISION.search(res.log)
-    done = samples[-1][1] if samples else 0
-    backend = variant.label.removeprefix("ffsr ")
-    return Measurement("ffsr", backend, done, res.wall_s, bench.steady_fps(samples), res.maxrss_mb,
-                       f"ran {ran.group(1)}" if ran else "")
+    return replace(m, detail=f"ran {ran.group(1)}") if ran else m
 
 
 def _worker(peer: PeerEnv, job: str, args: dict[str, Any]) -> tuple[bench.ProcResult, dict[str, Any]]:
     res = bench.run_measured([str(peer.python), str(WORKER), job, json.dumps(args)], env=peer.env)
-    bench._check(res, f"peer {job} {args.get('runtime', '')}".strip())
+    bench.check_run(res, f"peer {job} {args.get('runtime', '')}".strip())
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise FfsrError(f"peer {job} printed no result: {res.log[-300:]}")
@@ -223,7 +217,7 @@ def end_to_end(tools: Tools, peer: PeerEnv, clip: Path, card: ModelCard, size: t
     dry = subprocess.run(up + ["--dry-run"], capture_output=True, text=True)
     chosen = _chosen(dry.stdout)
     res = bench.run_measured(up)
-    bench._check(res, "ffsr upscale")
+    bench.check_run(res, "ffsr upscale")
     enc = encoder_args(output_kind(out_peer), None, None, None, False, frozenset({"libx264"}))
     vspipe = [str(peer.vspipe), "-c", "y4m", str(SCRIPT), "-"]
     for k, v in script_args(clip, card, "ov", "yuv420p").items():
@@ -277,6 +271,6 @@ def startup(clip: Path, card: ModelCard, size: tuple[int, int], tmp: Path,
     for _ in range(repeats):
         for argv, times in ((up, ups), (bare, bares)):
             res = bench.run_measured(argv)
-            bench._check(res, shlex.join(argv[:3]))
+            bench.check_run(res, shlex.join(argv[:3]))
             times.append(res.wall_s)
     return Startup(card.name, size, min(ups), min(bares), repeats)

@@ -233,7 +233,8 @@ def run_measured(argv: Sequence[str], on_stdout: Callable[[Iterable[str], int], 
         return ProcResult(proc.returncode, wall, usage.ru_maxrss / 1024, out, log.read())
 
 
-def _check(res: ProcResult, what: str) -> None:
+def check_run(res: ProcResult, what: str) -> None:
+    """Raise with the last log lines when a measured process failed."""
     if res.returncode != 0:
         tail = [ln for ln in res.log.splitlines() if ln.strip() and not ln.startswith(
             ("I0000", "WARNING: All"))][-3:]
@@ -278,7 +279,7 @@ def make_clip(ffmpeg: Path, src: Path, dst: Path, width: int, height: int, frame
             "-vf", f"scale={width}:{height}:flags=bicubic,format=yuv420p",
             "-frames:v", str(frames), "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
             str(dst)]
-    _check(run_measured(argv), f"making {dst.name}")
+    check_run(run_measured(argv), f"making {dst.name}")
     return dst
 
 
@@ -318,19 +319,27 @@ def _ffmpeg_head(ffmpeg: Path) -> list[str]:
             "-stats_period", str(STATS_PERIOD_S), "-progress", "pipe:1", "-nostats"]
 
 
+def measure_graph(ffmpeg: Path, input: Path, graph: str, frames: int, path: str, backend: str = "",
+                  sample_rss: bool = False) -> tuple[Measurement, ProcResult]:
+    """Any filter graph (input ``[0:v:0]``, output ``[vout]``) over the first ``frames``
+    frames of ``input`` in one ffmpeg process, to ``-f null``: the measurement and the run
+    (whose log says, for instance, which precision a backend compiled)."""
+    argv = _ffmpeg_head(ffmpeg) + ["-i", str(input), "-filter_complex", graph, "-map", "[vout]",
+                                   "-frames:v", str(frames), "-f", "null", "-"]
+    res, samples, top = _progress_run(argv, sample_rss=sample_rss)
+    check_run(res, f"{path} {backend}".strip())
+    done = samples[-1][1] if samples else 0
+    return Measurement(path, backend, done, res.wall_s, steady_fps(samples), res.maxrss_mb,
+                       rss_top=top), res
+
+
 def measure_ffsr(tools: Tools, case: Case, backend: str = "onnx",
                  sample_rss: bool = False) -> Measurement:
     """ffsr: the graph `ffsr upscale` renders (same options), one ffmpeg process."""
     graph = render_graph([case.card], GraphOptions(backend=backend, in_label="0:v:0",
                                                    out_label="vout"))
-    argv = _ffmpeg_head(tools.ffmpeg) + ["-i", str(case.input), "-filter_complex", graph,
-                                         "-map", "[vout]", "-frames:v", str(case.frames),
-                                         "-f", "null", "-"]
-    res, samples, top = _progress_run(argv, sample_rss=sample_rss)
-    _check(res, f"ffsr ({backend})")
-    frames = samples[-1][1] if samples else 0
-    return Measurement("ffsr", backend, frames, res.wall_s, steady_fps(samples), res.maxrss_mb,
-                       rss_top=top)
+    return measure_graph(tools.ffmpeg, case.input, graph, case.frames, "ffsr", backend,
+                         sample_rss)[0]
 
 
 def measure_scale(tools: Tools, input: Path, scale: int, flags: str,
@@ -341,7 +350,7 @@ def measure_scale(tools: Tools, input: Path, scale: int, flags: str,
                                          f"scale=iw*{scale}:ih*{scale}:flags={flags}",
                                          "-f", "null", "-"]
     res, samples, _ = _progress_run(argv, stop_after=seconds)
-    _check(res, f"ffmpeg scale ({flags})")
+    check_run(res, f"ffmpeg scale ({flags})")
     done = samples[-1][1] if samples else 0
     return Measurement(flags, "", done, res.wall_s, steady_fps(samples), res.maxrss_mb)
 
@@ -351,7 +360,7 @@ def _worker(tools: Tools, job: str, case: Case, **extra: object) -> tuple[ProcRe
             "input": str(case.input), "frames": case.frames, "width": case.width,
             "height": case.height, "plain": str(tools.plain), **extra}
     res = run_measured([sys.executable, "-m", "ffsr.bench", job, json.dumps(args)])
-    _check(res, job)
+    check_run(res, job)
     return res, json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -489,7 +498,7 @@ def video_quality(ffmpeg: Path, ffprobe: Path, clip: Path, scale: int, cards: Se
     res = run_measured([str(ffmpeg), "-hide_banner", "-nostdin", "-v", "info", "-ss", str(start),
                         "-i", str(clip),
                         "-filter_complex", ";".join(parts), *outs])
-    _check(res, f"video quality on {clip.name}")
+    check_run(res, f"video quality on {clip.name}")
     scores = parse_quality_log(res.log)
     return [VideoScore(clip.name, name, scale, frames, *scores[k])
             for k, name in zip(keys, methods, strict=True) if k in scores]

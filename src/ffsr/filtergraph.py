@@ -138,13 +138,27 @@ def model_step(card: ModelCard, index: int, opts: GraphOptions) -> ModelStep:
     return step(template, "dnn_processing", options, card.prescale)
 
 
+RIFE_BACKENDS = ("onnx", "openvino")
+"""Backends that run the RIFE wrapper (no TorchScript or TensorFlow export of it)."""
+
+
+def rife_backend(backend: str) -> str:
+    """The backend RIFE runs on: OpenVINO when the upscaling model runs there (its output
+    equals ONNX Runtime's bit for bit at f32, ~1.5x the speed on 2 cores:
+    benchmarks/interpolation.py), else ONNX Runtime."""
+    return backend if backend in RIFE_BACKENDS else "onnx"
+
+
 def _rife_options(opts: GraphOptions) -> str:
-    """dnn_processing options for the RIFE wrapper: ONNX Runtime only (OpenVINO cannot read
-    its dynamic input shape in 9.0.2, LibTorch and TensorFlow files are not exported)."""
+    """dnn_processing options for the RIFE wrapper, always f32: bf16 is not verified for it."""
     if not opts.interpolator_model:
         raise FfsrError("--interpolation rife needs the converted RIFE model (none was given).")
-    pairs: list[tuple[str, object]] = [("dnn_backend", "onnx"), ("model", opts.interpolator_model),
-                                       ("input", "x"), ("output", "y")]
+    backend = get_backend(rife_backend(opts.backend))
+    pairs: list[tuple[str, object]] = [("dnn_backend", backend.name),
+                                       ("model", opts.interpolator_model),
+                                       ("input", "x"), ("output", "y"), *backend.tuning]
+    if backend.precision_option:
+        pairs.append((backend.precision_option, "f32"))
     if opts.device != "cpu":
         pairs.append(("device", opts.device))
     return _protected_options(pairs)
