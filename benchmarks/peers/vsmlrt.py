@@ -38,6 +38,7 @@ from ffsr.errors import FfsrError
 from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.media import probe
 from ffsr.model_card import ModelCard
+from ffsr.precision import resolve_precision
 from peers.peer_env import PeerEnv
 
 HERE = Path(__file__).resolve().parent
@@ -56,10 +57,18 @@ class Variant:
     backend: str
     precision: str | None = None
     option: str = "precision"
+    streams: int | None = None
+    """OpenVINO streams when not ffsr's default (backends.py), to back the default's rule."""
 
     @property
     def label(self) -> str:
-        return f"ffsr {self.backend}" + (f" {self.precision}" if self.precision else "")
+        return (f"ffsr {self.backend}" + (f" {self.precision}" if self.precision else "")
+                + (f" {self.streams} stream" if self.streams else ""))
+
+    def backend_options(self) -> tuple[tuple[str, str], ...]:
+        return (((self.option, self.precision),) if self.precision else ()) + (
+            (("num_streams", str(self.streams)), ("nireq", str(self.streams)))
+            if self.streams else ())
 
 
 def openvino_precisions(help_text: str) -> tuple[str | None, tuple[str, ...]]:
@@ -100,6 +109,10 @@ def ffsr_variants(tools: Tools, card: ModelCard, dnn_backends: Sequence[str],
             option, precisions = openvino_precisions(help_text)
             out += ([Variant(name, p, option) for p in precisions] if option and precisions
                     else [Variant(name)])
+            # one stream (both cores on one frame, as vs-mlrt runs) at the CPU's own precision
+            auto = resolve_precision("auto", name)
+            if option and auto in precisions:
+                out.append(Variant(name, auto, option, streams=1))
         elif name in card.files:
             out.append(Variant(name))
     return out
@@ -120,9 +133,9 @@ def make_y4m(ffmpeg: Path, src: Path, dst: Path, width: int, height: int, frames
 def measure_ffsr(tools: Tools, clip: Path, card: ModelCard, frames: int,
                  variant: Variant) -> Measurement:
     """ffsr's graph for this backend/precision in one ffmpeg process, -f null."""
-    extra = ((variant.option, variant.precision),) if variant.precision else ()
     graph = render_graph([card], GraphOptions(backend=variant.backend, in_label="0:v:0",
-                                              out_label="vout", backend_options=extra))
+                                              out_label="vout",
+                                              backend_options=variant.backend_options()))
     m, res = bench.measure_graph(tools.ffmpeg, clip, graph, frames, "ffsr",
                                  variant.label.removeprefix("ffsr "))
     ran = RAN_PRECISION.search(res.log)
