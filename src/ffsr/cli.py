@@ -138,7 +138,7 @@ def convert_model_cmd(
 
 ModelOpt = Annotated[list[str], typer.Option("--model", "-m", help=(
     "Model name (zoo or converted) or card path; repeat to chain models, e.g. a 1x "
-    "clean-up model then a 2x model."), autocompletion=model_names)]
+    "clean-up model then a 2x model; none: no model, only --fps."), autocompletion=model_names)]
 BackendOpt = Annotated[str, typer.Option(help="DNN backend: auto (the fastest this machine "
                                                "runs), openvino, onnx, torch or tensorflow.")]
 PrecisionOpt = Annotated[str, typer.Option(help="Inference precision: auto (bf16 where the CPU "
@@ -149,6 +149,9 @@ FpsOpt = Annotated[str | None, typer.Option(help="New frame rate, e.g. 60 or 300
 InterpOpt = Annotated[str, typer.Option(help="minterpolate (motion compensated), framerate "
                                              "(blend), fps (duplicate/drop) or rife (neural, "
                                              "doubles the rate).")]
+DedupeOpt = Annotated[bool, typer.Option(help="mpdecimate: drop duplicate frames first; with "
+                                              "--interpolation rife, RIFE redraws drawings held "
+                                              "2 frames (--fps = the input's rate).")]
 FormOpt = Annotated[str, typer.Option("--form", help="Y models: compact (dnn_processing on "
                                                      "yuv), explicit (planes) or sr (sr filter).")]
 
@@ -188,8 +191,7 @@ def upscale(
     device: DeviceOpt = "cpu",
     form: FormOpt = "compact",
     deinterlace: Annotated[bool, typer.Option(help="bwdif before the models.")] = False,
-    dedupe: Annotated[bool, typer.Option(help="mpdecimate: drop duplicate frames first.")]
-    = False,
+    dedupe: DedupeOpt = False,
     encoder: Annotated[str | None, typer.Option(help="Video encoder: libx264 (default for "
                                                      ".mp4/.mkv/.mov), libx265, libsvtav1, "
                                                      "libvpx-vp9 (default for .webm), ffv1 …")] = None,
@@ -289,6 +291,7 @@ def graph(
     width: Annotated[int | None, typer.Option(help="Final width.")] = None,
     height: Annotated[int | None, typer.Option(help="Final height.")] = None,
     alpha: Annotated[bool, typer.Option(help="Keep an alpha channel (GIF/PNG inputs).")] = False,
+    dedupe: DedupeOpt = False,
     in_label: Annotated[str | None, typer.Option(help="Input pad label, e.g. 0:v.")] = None,
     out_label: Annotated[str | None, typer.Option(help="Output pad label, e.g. up.")] = None,
     command: Annotated[bool, typer.Option(help="Print a complete ffmpeg command instead "
@@ -326,7 +329,7 @@ def graph(
             raise FfsrError("--command needs --input (and optionally --output).")
         req = UpscaleRequest(input=input, models=model, output=output, backend=backend,
                              precision=precision, device=device, fps=_fps(fps), interpolation=interpolation,
-                             y_form=form, width=width, height=height, overwrite=True,
+                             dedupe=dedupe, y_form=form, width=width, height=height, overwrite=True,
                              runtime=runtime, image=image)
         plan = plan_upscale(req, log=console.print)
         if note := output_note(plan):
@@ -343,7 +346,8 @@ def graph(
     print(render_graph(cards, GraphOptions(
         backend=chosen, device=device, precision=resolve_precision(precision, chosen, device, cards),
         y_form=form, fps=_fps(fps), interpolation=interpolation,
-        width=width, height=height, alpha=alpha, in_label=in_label, out_label=out_label,
+        width=width, height=height, alpha=alpha, dedupe=dedupe, in_label=in_label,
+        out_label=out_label,
         model_dir=model_root, interpolator_model=interpolator)))
     if runtime == "docker":
         console.print(mounts_hint(cards), highlight=False)

@@ -164,10 +164,18 @@ def _rife_options(opts: GraphOptions) -> str:
     return _protected_options(pairs)
 
 
+def _dedupe_step(opts: GraphOptions) -> str:
+    """Seconds between the distinct drawings that --dedupe keeps before RIFE: drawings held
+    2 frames each sit at half the output rate, so RIFE's doubling lands on the output grid."""
+    assert opts.fps
+    step = 2 / opts.fps
+    return f"{step.numerator}/{step.denominator}"
+
+
 def render_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
     """The filter graph for a chain of models, as one line."""
-    if not cards:
-        raise FfsrError("No model given.")
+    if not cards and not opts.fps:
+        raise FfsrError("No model given (-m none interpolates only, so it needs --fps).")
     if opts.y_form not in Y_FORMS:
         raise FfsrError(f"Unknown form '{opts.y_form}'; choose one of {', '.join(Y_FORMS)}.")
     if opts.interpolation not in INTERPOLATIONS:
@@ -178,11 +186,13 @@ def render_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
             raise FfsrError(f"Unknown scaler '{scaler}'; choose one of {', '.join(SCALERS)}.")
     steps = [model_step(card, i, opts) for i, card in enumerate(cards)]
     rife_options = _rife_options(opts) if opts.fps and opts.interpolation == "rife" else ""
+    dedupe_step = _dedupe_step(opts) if opts.dedupe and rife_options else ""
     total_scale = 1
     for card in cards:
         total_scale *= card.scale
     text = _env().get_template("upscale.j2").render(
-        steps=steps, total_scale=total_scale, rife_options=rife_options, **{k: getattr(opts, k) for k in (
+        steps=steps, total_scale=total_scale, rife_options=rife_options, dedupe_step=dedupe_step,
+        **{k: getattr(opts, k) for k in (
             "fps", "interpolation", "interpolate_after", "scd_threshold", "width", "height",
             "final_scaler", "deinterlace", "dedupe", "alpha", "out_format", "gif_palette",
             "in_label", "out_label")})

@@ -33,6 +33,8 @@ from ffsr.signals import stop_on_signals
 
 CONTAINER_IN, CONTAINER_OUT, CONTAINER_MODELS = "/in", "/out", "/models"
 GPU_DEVICES = ("cuda",)
+NO_MODEL = "none"
+"""``-m none``: no upscaling model, the graph only changes the frame rate."""
 TRUNCATION_SIGNS = ("File ended prematurely",)
 """What ffmpeg's demuxers log when a file stops before its header says (Matroska, WebM)."""
 
@@ -94,9 +96,10 @@ class UpscalePlan:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def default_output(src: Path, scale: int) -> Path:
-    """<name>_x<scale>: GIF, MKV, MOV and WebM keep their container, stills become PNG, the
-    rest MP4; an image-sequence pattern (img%03d.png) names a video after its prefix."""
+def default_output(src: Path, scale: int, fps: Fraction | None = None) -> Path:
+    """<name>_x<scale> (<name>_<fps>fps without a model): GIF, MKV, MOV and WebM keep their
+    container, stills become PNG, the rest MP4; an image-sequence pattern (img%03d.png) names
+    a video after its prefix."""
     suffix = src.suffix.lower()
     stem = src.stem
     if "%" in stem:
@@ -106,7 +109,8 @@ def default_output(src: Path, scale: int) -> Path:
         suffix = ".png"
     elif suffix not in (".gif", ".mkv", ".mov", ".webm"):
         suffix = ".mp4"
-    return src.with_name(f"{stem}_x{scale}{suffix}")
+    tag = f"x{scale}" if fps is None else f"{str(fps).replace('/', '-')}fps"
+    return src.with_name(f"{stem}_{tag}{suffix}")
 
 
 def check_model_files(cards: Sequence[ModelCard], backend: str) -> None:
@@ -128,6 +132,8 @@ def resolve_cards(models: Sequence[str], log: Callable[[str], None]) -> list[Mod
     """Converted models by name; zoo models and model files are converted on first use."""
     from ffsr.model_import import import_model_file, is_model_file
 
+    if list(models) == [NO_MODEL]:
+        return []  # interpolation only (plan_upscale and render_graph ask for --fps)
     cards = []
     for name in models:
         if is_model_file(name):
@@ -202,7 +208,9 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
     info = probe(choice.ffprobe, req.input)
     if info.frames == 0 or (info.duration is not None and info.duration <= 0):
         raise FfsrError(f"{req.input} has no video frames.")
-    interpolator = _interpolator(req, info, log)
+    if list(req.models) == [NO_MODEL] and not req.fps:
+        raise FfsrError("-m none runs no model, so it needs --fps (interpolation only).")
+    interpolator = _interpolator(req, info, choice.ffmpeg, log)
     caps = capabilities(choice.ffmpeg)
     cards = resolve_cards(req.models, log)
     if needs_backends(req.backend, req.y_form, cards) - caps.dnn_backends:  # a .pb: the TF build
@@ -228,7 +236,7 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         written = f"written as {req.pix_fmt}" if req.pix_fmt else "written in 8 bits"
         notes.append(f"{info.pix_fmt} input: FFmpeg's DNN filters take 8-bit frames, so it is "
                      f"processed in 8 bits and {written}.")
-    output = req.output or default_output(req.input, total)
+    output = req.output or default_output(req.input, total, None if cards else req.fps)
     kind = output_kind(output)
     if output.resolve() == req.input.resolve():
         raise FfsrError("The output would overwrite the input; choose another -o.")
@@ -306,13 +314,19 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
                        mounts, precision)
 
 
-def _interpolator(req: UpscaleRequest, info: VideoInfo, log: Callable[[str], None]) -> str | None:
-    """The RIFE model file when --interpolation rife is asked for (rate checked first)."""
+def _interpolator(req: UpscaleRequest, info: VideoInfo, ffmpeg: Path,
+                  log: Callable[[str], None]) -> str | None:
+    """The RIFE model file when --interpolation rife is asked for (rate, and with --dedupe the
+    held frames, checked first)."""
     if not (req.fps and req.interpolation == "rife"):
         return None
     from ffsr.interpolation.rife import check_clip, rife_model
 
-    check_clip(req.fps, info.frame_rate, info.frames, req.runtime)
+    check_clip(req.fps, info.frame_rate, info.frames, req.runtime, req.dedupe)
+    if req.dedupe:
+        from ffsr.interpolation.dedupe import check_dedupe
+
+        check_dedupe(ffmpeg, req.input, info.frame_rate, info.index)
     return str(rife_model(log).path)
 
 

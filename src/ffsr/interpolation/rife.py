@@ -34,9 +34,13 @@ class Interpolator:
     fidelity: dict[str, float]
 
 
-def check_rate(fps: Fraction, input_rate: Fraction | None) -> None:
-    """Refuse a target rate RIFE HD v3 cannot make from this input (it only doubles)."""
-    if input_rate and fps != RATIO * input_rate:
+def check_rate(fps: Fraction, input_rate: Fraction | None, dedupe: bool = False) -> None:
+    """Refuse a target rate RIFE HD v3 cannot make from this input (it only doubles; with
+    --dedupe it doubles the drawings, held 2 frames each, back to the input's rate)."""
+    if dedupe and input_rate and fps != input_rate:
+        raise FfsrError(f"--dedupe with --interpolation rife doubles the drawings (held 2 frames "
+                        f"each) back to the input's rate: --fps must be {_rate(input_rate)}.")
+    if not dedupe and input_rate and fps != RATIO * input_rate:
         raise FfsrError(f"--interpolation rife only doubles the frame rate: this input runs at "
                         f"{_rate(input_rate)} fps, so --fps must be {_rate(RATIO * input_rate)}.")
 
@@ -109,14 +113,14 @@ def convert_rife(base: Path) -> Interpolator:
 
 
 def check_clip(fps: Fraction, input_rate: Fraction | None, frames: int | None,
-               runtime: str = "local") -> None:
+               runtime: str = "local", dedupe: bool = False) -> None:
     """Everything about an input that rules RIFE out, each refused in one sentence."""
     if runtime != "local":
         raise FfsrError("--interpolation rife runs with --runtime local only for now (the "
                         "image does not carry the RIFE model yet).")
     if frames is not None and frames < 2:
         raise FfsrError(f"--interpolation rife needs at least 2 frames; this input has {frames}.")
-    check_rate(fps, input_rate)
+    check_rate(fps, input_rate, dedupe)
 
 
 def graph_model(fps: Fraction | None, interpolation: str, runtime: str,
