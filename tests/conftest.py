@@ -54,6 +54,19 @@ def clean_env(cache_home: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "XDG_CACHE_HOME": str(isolated_cache(cache_home)), **extra}
 
 
+def no_ffsr_build_env(cache_home: Path, models: Path | None = None) -> dict[str, str]:
+    """os.environ for a child process whose cache holds converted models (``models``, default
+    the session's) but no ffsr build of FFmpeg: ffsr then falls back to the first ffmpeg on
+    PATH (Debian's here), as for a user who never ran `ffsr build-ffmpeg`."""
+    (cache_home / "ffsr").mkdir(parents=True, exist_ok=True)
+    link = cache_home / "ffsr" / "models"
+    if not link.is_symlink():
+        target = models or converted_models_dir()
+        target.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target, target_is_directory=True)
+    return {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for key in [k for k in os.environ if k.startswith("FFSR_") and k not in KEPT_FFSR_VARIABLES]:
         del os.environ[key]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import no_ffsr_build_env
 
 from ffsr import __version__
 
@@ -33,7 +34,7 @@ def test_every_command_has_help(command: str) -> None:
 
 
 def test_doctor_finds_ffsrs_own_build_by_default(ffmpeg_bin: Path) -> None:
-    """No FFSR_FFMPEG: doctor names the build ffsr picks itself (the default onnx+openvino
+    """Default discovery: doctor names the build ffsr picks itself (the default onnx+openvino
     configuration when it is built), its version as the binary says it, and its backends."""
     from ffsr.ffmpeg_tools import capabilities, choose_ffmpeg
     from ffsr.paths import ffmpeg_builds_dir
@@ -63,12 +64,16 @@ def test_doctor_with_ffsr_ffmpeg_lists_the_four_backends(ffmpeg_bin: Path) -> No
         assert line.startswith("ok"), line
 
 
-def test_doctor_says_a_plain_ffmpeg_lacks_the_backends() -> None:
+def test_doctor_says_a_plain_ffmpeg_lacks_the_backends(tmp_path: Path) -> None:
+    """No ffsr build in the cache: doctor names the ffmpeg on PATH it fell back to (Debian's)
+    and says it cannot upscale."""
     debian = Path("/usr/bin/ffmpeg")
     if not debian.exists():
-        pytest.skip("Debian's ffmpeg is not installed (apt-get install ffmpeg)")
-    proc = ffsr("doctor", env={"FFSR_FFMPEG": str(debian)})
+        pytest.fail("Debian's ffmpeg is missing (.ci/run installs it: apt-get install ffmpeg)")
+    proc = ffsr("doctor", env=no_ffsr_build_env(tmp_path))
     assert proc.returncode == 1
+    first = next(ln for ln in proc.stderr.splitlines() if ln.split()[1:2] == ["ffmpeg"])
+    assert f" {debian} (first ffmpeg on PATH" in first, first
     assert "missing: this ffmpeg was not configured with --enable-libonnxruntime" in proc.stderr
     assert "cannot upscale" in proc.stderr
 

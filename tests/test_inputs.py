@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import clean_env, isolated_cache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ffsr.model_card import ModelCard
+from ffsr.model_card import ModelCard, find_card
 
 pytest.importorskip("torch")
 
@@ -33,20 +34,29 @@ W, H = 176, 144
 
 
 @pytest.fixture(scope="session")
-def espcn_card(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -> ModelCard:
-    """ESPCN from the zoo, converted once (ONNX only, which is all these cases need)."""
-    from ffsr.convert_model import convert_zoo_model
+def espcn_cache(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path,
+                shared_data: Path) -> Path:
+    """A cache home of its own (links to the real FFmpeg builds) where the README's
+    `ffsr convert-model espcn` put ESPCN, ONNX only: all these cases need, and the lean
+    default build that ffsr then finds by itself runs it."""
+    home = isolated_cache(tmp_path_factory.mktemp("espcn-cache"))
+    proc = subprocess.run([sys.executable, "-m", "ffsr", "convert-model", "espcn", "--backends",
+                           "onnx"], env=clean_env(home), capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    return home
 
-    models = tmp_path_factory.mktemp("espcn-models")
-    return convert_zoo_model("espcn", models, backends=("onnx",), log=lambda _: None)
+
+@pytest.fixture(scope="session")
+def espcn_card(espcn_cache: Path) -> ModelCard:
+    return find_card("espcn", espcn_cache / "ffsr" / "models")
 
 
 @pytest.fixture
-def espcn(espcn_card: ModelCard, ffmpeg_bin: Path, monkeypatch: pytest.MonkeyPatch) -> ModelCard:
-    """That ESPCN, named by FFSR_MODELS_DIR (and the test ffmpeg by FFSR_FFMPEG) for the
-    duration of one test only: a session-wide setting leaked into every later test file."""
-    monkeypatch.setenv("FFSR_FFMPEG", str(ffmpeg_bin))
-    monkeypatch.setenv("FFSR_MODELS_DIR", str(espcn_card.directory.parent))
+def espcn(espcn_card: ModelCard, espcn_cache: Path, monkeypatch: pytest.MonkeyPatch) -> ModelCard:
+    """That ESPCN: for one test, ffsr (in this process and the ones it starts) uses the cache
+    holding it, and finds its ffmpeg and the model there as for a user."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(espcn_cache))
     return espcn_card
 
 

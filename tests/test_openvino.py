@@ -19,7 +19,7 @@ from ffsr.quality import compare_8bit, psnr
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
 
-from conftest import onnx_reference  # noqa: E402
+from conftest import no_ffsr_build_env, onnx_reference  # noqa: E402
 
 W, H, N = 176, 144, 3
 PRECISION_LINE = re.compile(r"OpenVINO compiled the model for CPU: inference precision (\w+)")
@@ -243,12 +243,14 @@ def test_auto_keeps_f32_for_a_model_whose_bf16_check_failed(zoo_models: dict[str
 
 def test_openvino_asked_of_a_binary_without_it(zoo_models: dict[str, object], clips: Path,
                                                tmp_path: Path) -> None:
-    debian = Path("/usr/bin/ffmpeg")
-    if not debian.exists():
+    """No ffsr build in the cache: ffsr falls back to Debian's ffmpeg on PATH, which lacks it."""
+    if not Path("/usr/bin/ffmpeg").exists():
         pytest.fail("Debian's ffmpeg is missing (.ci/run installs it: apt-get install ffmpeg)")
-    out = tmp_path / "o.mp4"
+    work = tmp_path / "work"
+    work.mkdir()
+    out = work / "o.mp4"
     proc = ffsr("upscale", str(clips / "carphone_176x144.mp4"), "-m", "espcn", "-o", str(out),
-                "--backend", "openvino", env={"FFSR_FFMPEG": str(debian)})
+                "--backend", "openvino", env=no_ffsr_build_env(tmp_path / "cache"))
     assert proc.returncode == 1
     assert "lacks the openvino DNN backend" in proc.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert list(work.iterdir()) == []

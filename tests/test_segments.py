@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_inputs import espcn, espcn_card  # noqa: F401  (fixtures: ESPCN converted once, ONNX only)
+from test_inputs import espcn, espcn_cache, espcn_card  # noqa: F401  (fixtures: ESPCN converted once, ONNX only)
 from test_signals import processes_mentioning
 
 pytest.importorskip("torch")
@@ -56,12 +56,11 @@ def one_sentence(proc: subprocess.CompletedProcess[str], pattern: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def lean_ffmpeg(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def lean_ffmpeg(request: pytest.FixtureRequest) -> None:
     """The test ESPCN for every test; ffsr then finds its default (lean onnx+openvino) build,
     as for a user: the model is ONNX only, and each segment's ffmpeg starts faster without
     LibTorch and TensorFlow."""
     request.getfixturevalue("espcn")
-    monkeypatch.delenv("FFSR_FFMPEG")
 
 
 @pytest.fixture(scope="module")

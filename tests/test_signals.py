@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_inputs import espcn, espcn_card  # noqa: F401  (fixtures: ESPCN converted once, ONNX only)
+from test_inputs import espcn, espcn_cache, espcn_card  # noqa: F401  (fixtures: ESPCN converted once, ONNX only)
 
 pytest.importorskip("torch")
 
