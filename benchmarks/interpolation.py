@@ -16,7 +16,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-from run import machine
+from run import load, machine
 
 from ffsr import bench
 from ffsr.bench import Measurement, fmt, markdown_table
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = bench.find_tools()
     caps = capabilities(tools.ffmpeg)
     model = str(rife_model(log=lambda s: print(s, file=sys.stderr)).path)
-    started = time.monotonic()
+    started, load_before = time.monotonic(), load()
     rows = []
     with tempfile.TemporaryDirectory(prefix="ffsr-interp-bench-") as tmp:
         for name, size in CLIPS:
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     report = "\n".join([
         f"# RIFE in the graph against FFmpeg's interpolators, CPU, {datetime.date.today()}", "",
         *(f"- {line}" for line in machine()),
+        f"- Load average before / after: {load_before} / {load()}.",
         f"- Command: `.venv/bin/python benchmarks/interpolation.py --frames {args.frames}`, "
         f"took {took:.1f} min.", "",
         "Output frames per second at steady state (start-up and model load excluded) of a 2x "
