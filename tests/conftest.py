@@ -83,7 +83,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 # Skips CI accepts: the test cannot run on this kind of machine (tests/README.md).
 ALLOWED_SKIP_MARKERS = ("needs_gpu", "needs_no_gpu")
-CI_MODULES = ("onnxruntime", "openvino", "torch", "tensorflow", "spandrel")
+CI_MODULES = ("onnxruntime", "openvino", "torch", "tensorflow", "spandrel", "ray", "kubernetes")
 CI_SHELLS = ("zsh", "fish")
 DEBIAN_FFMPEG = Path("/usr/bin/ffmpeg")
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ffsr.cli_workers import segments_app
 from ffsr.completion import model_names, zoo_names
 from ffsr.errors import FfsrError
 
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, soft_wrap=True)
+app.add_typer(segments_app, name="segments")
 
 
 def _version(value: bool) -> None:
@@ -212,6 +214,16 @@ def upscale(
     jobs: Annotated[int, typer.Option(help="Segments that run at once (--segments).")] = 1,
     resume: Annotated[bool, typer.Option(help="Keep the finished segments of an interrupted "
                                               "--segments run.")] = False,
+    executor: Annotated[str, typer.Option(help="Where segments run: local (processes here), "
+                                               "ray (a Ray cluster) or none (plan only, for "
+                                               "`ffsr segments work` under Kubernetes or "
+                                               "Slurm).")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (default: "
+                                                         "$RAY_ADDRESS, else a local one).")]
+    = None,
+    gpus_per_segment: Annotated[float | None, typer.Option(help="GPUs per Ray task (default: 1 "
+                                                                "with --device cuda, else 0).")]
+    = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the ffmpeg command, run nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout "
@@ -246,6 +258,8 @@ def upscale(
         overwrite=overwrite, runtime=runtime, image=image, frames=frames)
     if (segments or resume) and (batch.is_batch or json_out):
         raise FfsrError("--segments and --resume take one input and no --json.")
+    if executor != "local" and not (segments or resume):
+        raise FfsrError("--executor runs segments: pass --segments N (or --resume).")
     if batch.is_batch or json_out:
         from ffsr.cli_batch import run_batch_cli
 
@@ -261,14 +275,14 @@ def upscale(
     if segments or resume:
         from ffsr.cli_segments import run_segments_cli
 
-        run_segments_cli(plan, segments, jobs, resume, console)
+        run_segments_cli(plan, segments, jobs, resume, console, executor, ray_address,
+                         gpus_per_segment)
         return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(),
                   TextColumn("ETA"), TimeRemainingColumn(), console=console,
                   transient=False) as progress:
         what = f"{plan.backend}/{plan.precision}" if plan.precision else plan.backend
-        what = what if plan.cards else plan.request.interpolation  # -m none: no model runs
         task = progress.add_task(f"{what} {plan.request.input.name}", total=plan.expected_frames,
                                  fps=0.0)
 
@@ -489,7 +503,9 @@ def main() -> None:
         with stop_on_signals():
             app()
     except FfsrError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
+        from rich.markup import escape
+
+        console.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
         sys.exit(e.exit_code)
     except Stopped as e:
         console.print(f"[red]stopped[/] ({e.name})", highlight=False)

@@ -11,7 +11,8 @@ from ffsr.upscale_job import UpscalePlan
 
 
 def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume: bool,
-                     console: Console) -> None:
+                     console: Console, executor: str = "local", ray_address: str | None = None,
+                     gpus_per_segment: float | None = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ffsr.segments.job import SegmentOptions, prepare_segments, run_segmented, work_folder
@@ -24,8 +25,16 @@ def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume:
         segments = int(saved["requested_segments"])
     if jobs < 1:
         raise FfsrError("--jobs must be at least 1.")
-    opts = SegmentOptions(segments, jobs, resume)
+    opts = SegmentOptions(segments, jobs, resume, executor, ray_address, gpus_per_segment)
     prepared = prepare_segments(plan, opts)  # refusals before any bar appears
+    if executor == "none":
+        todo = [s.index for s in prepared.segments if s.index not in prepared.done]
+        folder = prepared.folder.absolute()
+        console.print(f"planned {len(prepared.segments)} segments in {folder}; {len(todo)} to "
+                      f"make: run `ffsr segments work {folder} --index I` for each (or "
+                      "`ffsr segments render-k8s/render-slurm`), then this command with --resume "
+                      "instead of --executor none to join.", highlight=False)
+        return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(),
                   console=console) as progress:
@@ -39,6 +48,12 @@ def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume:
         out = run_segmented(plan, opts, on_progress, prepared)
     for note in out.notes:
         console.print(f"[yellow]note:[/] {note}")
+    if executor == "ray":  # which node and GPU made what
+        for i in out.made:
+            d = out.records[i]
+            console.print(f"segment {i}: {d.frames} frames on {d.worker.get('host')} "
+                          f"(CUDA_VISIBLE_DEVICES={d.worker.get('cuda_visible_devices') or ''})",
+                          highlight=False)
     kept = out.segments - len(out.made)
     console.print(f"[green]wrote[/] {out.result.output} ({out.result.frames} frames in "
                   f"{out.result.seconds:.1f}s; {len(out.made)} of {out.segments} segments made"

@@ -14,6 +14,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = PROJECT_ROOT / "docker"
 FILTERGRAPHS_DIR = PROJECT_ROOT / "filtergraphs"
 MODELS_DIR = PROJECT_ROOT / "models"
+DEPLOY_DIR = PROJECT_ROOT / "deploy"
 SHARED_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
 
 

@@ -8,17 +8,18 @@ manifest, the segments and their done records until the join succeeded.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import FfmpegChoice
 from ffsr.progress import ProgressUpdate
-from ffsr.segments.executor import LocalExecutor, Task
+from ffsr.segments.executor import LocalExecutor
 from ffsr.segments.frames import Segment, cut, format_start, probe_frames
 from ffsr.segments.join import join_argv
 from ffsr.segments.manifest import (
@@ -28,14 +29,8 @@ from ffsr.segments.manifest import (
     source_identity,
     write_manifest,
 )
-from ffsr.segments.worker import (
-    Done,
-    partial_file,
-    read_done,
-    record_done,
-    segment_file,
-    worker_argv,
-)
+from ffsr.segments.work import segment_task
+from ffsr.segments.worker import Done, read_done
 from ffsr.upscale_job import UpscalePlan, UpscaleResult, run_upscale
 
 Progress = Callable[[str, ProgressUpdate], None]
@@ -47,6 +42,15 @@ class SegmentOptions:
     segments: int
     jobs: int = 1
     resume: bool = False
+    executor: str = "local"
+    """local (processes here), ray (a Ray cluster) or none (write the plan for an external
+    scheduler and stop: Kubernetes, Slurm; a later --resume joins)."""
+    ray_address: str | None = None
+    gpus_per_segment: float | None = None
+    """GPUs each Ray task asks for; None: 1 with --device cuda, else 0."""
+
+
+EXECUTORS = ("local", "ray", "none")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class SegmentedResult:
     made: list[int]
     """Indices of the segments this run made (the rest were kept from an earlier run)."""
     notes: list[str]
+    records: list[Done]
+    """Every segment's done record, in order (where each was made: host, GPU)."""
 
 
 def work_folder(output: Path) -> Path:
@@ -81,8 +87,7 @@ def refuse_unsupported(plan: UpscalePlan) -> None:
         raise FfsrError("--segments needs a video file as input (not an image sequence).")
 
 
-def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[str, object],
-                                                          int]:
+def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[str, Any], int]:
     """The cut, the manifest and the file's start time (µs), which ffmpeg subtracts."""
     from ffsr import __version__
     from ffsr.ffmpeg_tools import _identity
@@ -101,6 +106,9 @@ def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[st
         ffsr_version=str(__version__),
         ffmpeg={"version": ffmpeg_version(), "binary": _identity(Path(plan.argv[0]))})
     manifest["requested_segments"] = count
+    # What a worker elsewhere needs (segments.work); resume compares the parts above.
+    manifest["worker"] = {"ffmpeg": plan.argv[0], "in_label": f"0:{plan.info.index}",
+                          "models": [str(c.path_for(plan.backend)) for c in plan.cards]}
     return segments, manifest, round(start * 1_000_000)
 
 
@@ -109,6 +117,7 @@ class Prepared:
     """A checked plan: what is kept, what is to be made."""
 
     segments: list[Segment]
+    manifest: dict[str, Any]
     folder: Path
     done: dict[int, Done]
     notes: list[str]
@@ -119,6 +128,12 @@ class Prepared:
 def prepare_segments(plan: UpscalePlan, opts: SegmentOptions) -> Prepared:
     """Every check and refusal before any work: cut, manifest, what a resume keeps."""
     refuse_unsupported(plan)
+    if opts.executor not in EXECUTORS:
+        raise FfsrError(f"Unknown executor '{opts.executor}'; choose {', '.join(EXECUTORS)}.")
+    if opts.executor == "ray":
+        from ffsr.segments.ray_executor import require_ray
+
+        require_ray()
     started = time.monotonic()
     segments, manifest, start_us = plan_segments(plan, opts.segments)
     folder = work_folder(plan.output)
@@ -140,7 +155,7 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions) -> Prepared:
             done[seg.index] = kept
         elif why:
             notes.append(why)
-    return Prepared(segments, folder, done, notes, start_us, started)
+    return Prepared(segments, manifest, folder, done, notes, start_us, started)
 
 
 def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress | None = None,
@@ -148,18 +163,6 @@ def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress
     p = prepared or prepare_segments(plan, opts)
     folder, done = p.folder, p.done
     todo = [s for s in p.segments if s.index not in done]
-    ffmpeg = plan.argv[0]
-    ffprobe = str(FfmpegChoice(Path(ffmpeg), "").ffprobe)
-
-    def finisher(seg: Segment) -> Callable[[], None]:
-        def finish() -> None:
-            os.replace(partial_file(folder, seg.index), segment_file(folder, seg.index))
-            done[seg.index] = record_done(ffmpeg, ffprobe, folder, seg)
-        return finish
-
-    tasks = [Task(s.index, worker_argv(ffmpeg, str(plan.request.input), plan.graph,
-                                       f"0:{plan.info.index}", s, partial_file(folder, s.index)),
-                  folder / f"segment-{s.index:04d}.log", finisher(s)) for s in todo]
     base = sum(d.frames for d in done.values())
     current: dict[int, ProgressUpdate] = {}
 
@@ -171,13 +174,28 @@ def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress
                 base + sum(u.frame for u in current.values()), sum(u.fps for u in running),
                 0.0, "", False))
 
+    def finished(d: Done, index: int) -> None:
+        done[index] = d
+        progress(index, ProgressUpdate(d.frames, 0.0, 0.0, "", True))
+
     from ffsr.signals import stop_on_signals
 
     with stop_on_signals():
-        LocalExecutor(opts.jobs).run(tasks, progress)
+        if opts.executor == "ray":
+            from ffsr.segments.ray_executor import RayExecutor
+
+            gpus = opts.gpus_per_segment
+            if gpus is None:
+                gpus = 1.0 if plan.request.device == "cuda" else 0.0
+            RayExecutor(opts.ray_address, gpus).run(folder, [s.index for s in todo], finished)
+        else:
+            ffmpeg = plan.argv[0]
+            tasks = [segment_task(folder, p.manifest, s, ffmpeg, partial(finished, index=s.index))
+                     for s in todo]
+            LocalExecutor(opts.jobs).run(tasks, progress)
     ordered = [done[s.index] for s in p.segments]
     joined = replace(plan, argv=join_argv(plan.argv, plan.graph, folder, ordered, p.start_us))
     result = run_upscale(joined, (lambda u: on_progress("join", u)) if on_progress else None)
     shutil.rmtree(folder, ignore_errors=True)
     result = replace(result, seconds=time.monotonic() - p.started)
-    return SegmentedResult(result, len(p.segments), [s.index for s in todo], p.notes)
+    return SegmentedResult(result, len(p.segments), [s.index for s in todo], p.notes, ordered)

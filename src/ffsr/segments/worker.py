@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,10 @@ def done_file(folder: Path, index: int) -> Path:
     return folder / f"segment-{index:04d}.done.json"
 
 
-def partial_file(folder: Path, index: int) -> Path:
-    return folder / f".segment-{index:04d}.partial.mkv"
+def partial_file(folder: Path, index: int, attempt: str = "") -> Path:
+    """Where ffmpeg writes before the rename; ``attempt`` names a retry's own file, so a
+    lost worker that still writes (a partitioned node) never touches the retry's."""
+    return folder / f".segment-{index:04d}{f'.{attempt}' if attempt else ''}.partial.mkv"
 
 
 def _seconds(value: float) -> str:
@@ -80,6 +83,8 @@ class Done:
     sha256: str
     first_pts_ms: int
     last_pts_ms: int
+    worker: dict[str, str | None] = field(default_factory=dict)
+    """Where it was made: host and the CUDA_VISIBLE_DEVICES its ffmpeg inherited."""
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1)
@@ -116,7 +121,9 @@ def record_done(ffmpeg: str, ffprobe: str, folder: Path, seg: Segment) -> Done:
         raise FfsrError(f"Segment {seg.index} came out with {frames} of {seg.frames} frames (the "
                         "input decodes differently than its frame table says); run without "
                         "--segments.")
-    done = Done(frames, digest, path.stat().st_size, sha256_file(path), first, last)
+    done = Done(frames, digest, path.stat().st_size, sha256_file(path), first, last,
+                {"host": socket.gethostname(),
+                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")})
     tmp = folder / f".{done_file(folder, seg.index).name}.tmp"
     tmp.write_text(done.to_json())
     os.replace(tmp, done_file(folder, seg.index))

@@ -1,0 +1,85 @@
+"""`ffsr segments …`: the worker that makes one segment by index (what a Ray task, a
+Kubernetes Indexed Job pod or a Slurm array task runs) and the scheduler manifests that run
+it. Parsing and printing only: the work lives in ffsr.segments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+segments_app = typer.Typer(help="Run one segment of a planned --segments job; render "
+                                "Kubernetes and Slurm manifests that run them all.",
+                           no_args_is_help=True)
+
+FolderArg = Annotated[Path, typer.Argument(help="The work folder (.<output>.ffsr-segments) "
+                                                "that `ffsr upscale --segments N` planned.")]
+GpusOpt = Annotated[int, typer.Option(help="GPUs per segment.")]
+CpusOpt = Annotated[int, typer.Option(help="CPUs per segment.")]
+ParallelOpt = Annotated[int | None, typer.Option(help="Segments at once (default: all).")]
+FfsrOpt = Annotated[str, typer.Option(help="The ffsr command on the workers.")]
+
+
+@segments_app.command("work")
+def work(
+    folder: FolderArg,
+    index: Annotated[int | None, typer.Option(help="Segment index (default: "
+                                                   "$JOB_COMPLETION_INDEX, then "
+                                                   "$SLURM_ARRAY_TASK_ID).")] = None,
+) -> None:
+    """Make one segment (skipped when it is already done); the join is `ffsr upscale … --resume`."""
+    from rich.console import Console
+
+    from ffsr.segments.work import run_segment
+
+    done = run_segment(folder, index)
+    Console(stderr=True).print(f"[green]segment done[/] {done.frames} frames "
+                               f"(host {done.worker.get('host')}, CUDA_VISIBLE_DEVICES="
+                               f"{done.worker.get('cuda_visible_devices')})", highlight=False)
+
+
+def _planned(folder: Path) -> int:
+    from ffsr.errors import FfsrError
+    from ffsr.segments.manifest import read_manifest
+
+    manifest = read_manifest(folder)
+    if manifest is None or not isinstance(manifest.get("segments"), list):
+        raise FfsrError(f"{folder} holds no plan; run `ffsr upscale … --segments N "
+                        "--executor none` first.")
+    return len(manifest["segments"])
+
+
+@segments_app.command("render-k8s")
+def render_k8s_cmd(
+    folder: FolderArg,
+    image: Annotated[str | None, typer.Option(help="Container image with ffsr (default: "
+                                                   "`ffsr build-image`'s tag).")] = None,
+    claim: Annotated[str, typer.Option(help="PersistentVolumeClaim of the shared storage.")]
+    = "ffsr-shared",
+    mount: Annotated[Path | None, typer.Option(help="Where the claim is mounted (default: the "
+                                                    "work folder's parent).")] = None,
+    gpus: GpusOpt = 0, cpus: CpusOpt = 1, parallelism: ParallelOpt = None,
+) -> None:
+    """Print a Kubernetes Indexed Job whose pod I runs segment I."""
+    from ffsr.segments.deploy import DeployOptions, render_k8s
+
+    folder = folder.absolute()
+    print(render_k8s(DeployOptions(folder, _planned(folder), image=image, gpus=gpus, cpus=cpus,
+                                   parallelism=parallelism, claim=claim, mount=mount)), end="")
+
+
+@segments_app.command("render-slurm")
+def render_slurm_cmd(
+    folder: FolderArg,
+    partition: Annotated[str | None, typer.Option(help="Slurm partition.")] = None,
+    gpus: GpusOpt = 0, cpus: CpusOpt = 1, parallelism: ParallelOpt = None,
+    ffsr: FfsrOpt = "ffsr",
+) -> None:
+    """Print an sbatch script whose array task I runs segment I."""
+    from ffsr.segments.deploy import DeployOptions, render_slurm
+
+    folder = folder.absolute()
+    print(render_slurm(DeployOptions(folder, _planned(folder), gpus=gpus, cpus=cpus,
+                                     parallelism=parallelism, partition=partition, ffsr=ffsr)),
+          end="")

@@ -1,0 +1,239 @@
+"""Segments run elsewhere than in local processes, against the single-process run (framemd5
+and audio bit-exact, helpers of test_segments.py):
+
+- Ray: a real local cluster (ray.cluster_utils.Cluster) whose GPU nodes have logical GPUs;
+  a node killed mid-task gets its task retried on another node, and every task's ffmpeg
+  sees its own CUDA_VISIBLE_DEVICES (each worker records it in its done record, and the
+  driver prints it per segment).
+- Kubernetes and Slurm: the rendered Indexed Job validates against the `kubernetes`
+  client's models, and the worker command of the Job and of the sbatch script runs each
+  index from JOB_COMPLETION_INDEX / SLURM_ARRAY_TASK_ID; the shipped examples are what the
+  renderer makes.
+- Bad input: Ray not installed, a worker that sees no work folder, no input or no ffmpeg.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+import yaml
+from kubernetes import client as k8s
+from ray.cluster_utils import Cluster
+from test_inputs import espcn, espcn_cache, espcn_card  # noqa: F401  (fixtures: ESPCN converted once)
+from test_segments import (  # noqa: F401  (lean_ffmpeg, clips: fixtures)
+    audio_md5,
+    clips,
+    ffsr,
+    framemd5,
+    lean_ffmpeg,
+    one_sentence,
+)
+from test_signals import processes_mentioning
+
+from ffsr.paths import DEPLOY_DIR
+from ffsr.segments.deploy import DeployOptions, render_k8s, render_slurm
+
+SMALL = {"object_store_memory": 80 * 1024 * 1024}
+"""Ray's smallest object store: the tasks pass only small dicts."""
+
+
+@pytest.fixture(scope="module")
+def reference(clips: dict[str, Path], ffmpeg_bin: Path, espcn_cache: Path,  # noqa: F811
+              tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], str]:
+    """framemd5 and audio md5 of the single-process run of the open-GOP clip."""
+    out = tmp_path_factory.mktemp("reference") / "single.mp4"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(espcn_cache))
+        proc = ffsr(str(clips["gop"]), "-m", "espcn", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return framemd5(ffmpeg_bin, out), audio_md5(ffmpeg_bin, out)
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A Ray head without GPUs (tasks that ask for one wait for a GPU node), shut down after."""
+    c = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "num_gpus": 0, "include_dashboard": False, **SMALL,
+        # a killed node is noticed in ~2 s, not 15
+        "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}})
+    try:
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+def per_segment_devices(stderr: str) -> dict[int, str]:
+    return {int(i): cvd for i, cvd in
+            re.findall(r"segment (\d+): \d+ frames on \S+ \(CUDA_VISIBLE_DEVICES=(\S*)\)", stderr)}
+
+
+def test_ray_node_lost_mid_task_is_retried_and_output_identical(
+        cluster: Cluster, clips: dict[str, Path], reference: tuple[list[str], str],  # noqa: F811
+        ffmpeg_bin: Path, tmp_path: Path) -> None:
+    first = cluster.add_node(num_cpus=1, num_gpus=1, **SMALL)
+    out, folder = tmp_path / "out.mp4", tmp_path / ".out.mp4.ffsr-segments"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "ffsr", "upscale", str(clips["gop"]), "-m", "espcn", "-o", str(out),
+         "--segments", "3", "--executor", "ray", "--ray-address", cluster.address,
+         "--gpus-per-segment", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (running := processes_mentioning(f"{folder}/.segment-")) \
+                and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running, "no segment's ffmpeg started on the GPU node"
+        cluster.remove_node(first, allow_graceful=False)  # SIGKILL: raylet and its workers
+        assert list(folder.glob("*.done.json")) == [], "the segment finished before the kill"
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in running) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_mentioning(f"{folder}/.segment-") == [], \
+            "the lost worker's ffmpeg outlived it"
+        cluster.add_node(num_cpus=2, num_gpus=2, **SMALL)  # the retry and the rest go here
+        _, stderr = driver.communicate(timeout=180)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    assert driver.returncode == 0, stderr
+    assert "3 of 3 segments made" in stderr, stderr
+    assert framemd5(ffmpeg_bin, out) == reference[0]
+    assert audio_md5(ffmpeg_bin, out) == reference[1]
+    devices = per_segment_devices(stderr)
+    assert sorted(devices) == [0, 1, 2], stderr
+    # Two GPUs on the node that ran them, two tasks at a time: each its own device.
+    assert set(devices.values()) == {"0", "1"}, devices
+
+
+def test_ray_worker_without_ffmpeg_is_one_sentence(cluster: Cluster, clips: dict[str, Path],  # noqa: F811
+                                                   tmp_path: Path) -> None:
+    cluster.add_node(num_cpus=1, num_gpus=1, env_vars={"FFSR_FFMPEG": "/nonexistent/ffmpeg"},
+                     **SMALL)
+    proc = ffsr(str(clips["gop"]), "-m", "espcn", "-o", str(tmp_path / "o.mp4"), "--segments",
+                "2", "--executor", "ray", "--ray-address", cluster.address,
+                "--gpus-per-segment", "1")
+    # The bars drawn before the task failed stay; the error is the last line, one sentence.
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert re.fullmatch(r"error: This worker \(\S+\) has no ffmpeg at /nonexistent/ffmpeg: "
+                        r"install ffsr's FFmpeg there or set FFSR_FFMPEG\.",
+                        proc.stderr.strip().splitlines()[-1]), proc.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_ray_not_installed_is_one_sentence(clips: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+    code = ("import sys; sys.modules['ray'] = None; from ffsr.cli import main; "
+            "sys.argv[0] = 'ffsr'; main()")
+    proc = subprocess.run([sys.executable, "-c", code, "upscale", str(clips["gop"]), "-m", "espcn",
+                           "-o", str(tmp_path / "o.mp4"), "--segments", "2", "--executor", "ray"],
+                          capture_output=True, text=True, timeout=120)
+    one_sentence(proc, r"Ray is not installed; pip install 'ffsr\[ray\]' \(on every node of the "
+                       r"cluster\)\.")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+# ---- Kubernetes and Slurm: the index contract
+
+
+def k8s_job(text: str) -> k8s.V1Job:
+    """The manifest as the client's typed V1Job; a field the models do not know, or a
+    required one missing, fails (the round trip must give back every field)."""
+    data = yaml.safe_load(text)
+    api = k8s.ApiClient()
+    job = api._ApiClient__deserialize(data, "V1Job")  # type: ignore[attr-defined]
+    assert api.sanitize_for_serialization(job) == data, "fields the Kubernetes models lack"
+    return job
+
+
+def plan(clip: Path, out: Path) -> Path:
+    proc = ffsr(str(clip), "-m", "espcn", "-o", str(out), "--segments", "3", "--executor", "none")
+    assert proc.returncode == 0, proc.stderr
+    folder = out.with_name(f".{out.name}.ffsr-segments")
+    assert re.search(rf"planned 3 segments in {re.escape(str(folder))}; 3 to make", proc.stderr)
+    return folder
+
+
+def run_worker(argv: list[str], variable: str, index: int) -> None:
+    env = {**os.environ, variable: str(index),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "segment done" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("scheduler", ["k8s", "slurm"])
+def test_index_contract_joins_to_the_single_process_output(
+        scheduler: str, clips: dict[str, Path], reference: tuple[list[str], str],  # noqa: F811
+        ffmpeg_bin: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    folder = plan(clips["gop"], out)
+    cli = [sys.executable, "-m", "ffsr", "segments", f"render-{scheduler}", str(folder), "--gpus",
+           "1", "--parallelism", "2"]
+    rendered = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+    if scheduler == "k8s":
+        job = k8s_job(rendered)
+        assert (job.spec.completion_mode, job.spec.completions, job.spec.parallelism) == \
+            ("Indexed", 3, 2)
+        container = job.spec.template.spec.containers[0]
+        assert container.resources.limits == {"nvidia.com/gpu": "1"}
+        assert folder.is_relative_to(container.volume_mounts[0].mount_path)
+        argv, variable = container.command, "JOB_COMPLETION_INDEX"
+    else:
+        script = tmp_path / "job.sh"
+        script.write_text(rendered)
+        assert "#SBATCH --array=0-2%2\n" in rendered and "#SBATCH --gres=gpu:1\n" in rendered
+        argv, variable = ["bash", str(script)], "SLURM_ARRAY_TASK_ID"
+    for index in (2, 0, 1):  # any order, as a scheduler starts them
+        run_worker(argv, variable, index)
+    assert len(list(folder.glob("segment-*.done.json"))) == 3
+    proc = ffsr(str(clips["gop"]), "-m", "espcn", "-o", str(out), "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 of 3 segments made, 3 kept" in proc.stderr, proc.stderr
+    assert framemd5(ffmpeg_bin, out) == reference[0]
+    assert audio_md5(ffmpeg_bin, out) == reference[1]
+
+
+def test_worker_refusals_are_one_sentence(clips: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+    def work(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ffsr", "segments", "work", *args],
+                              capture_output=True, text=True, timeout=60,
+                              env={k: v for k, v in {**os.environ, **env}.items()
+                                   if k not in ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID")
+                                   or k in env})
+
+    one_sentence(work(str(tmp_path / "elsewhere"), "--index", "0"),
+                 rf"This worker \(\S+\) cannot see the work folder {re.escape(str(tmp_path))}"
+                 r"/elsewhere \(no readable manifest\.json\): mount the shared storage at the "
+                 r"same path on every worker\.")
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(clips["gop"].read_bytes())
+    folder = plan(clip, tmp_path / "out.mp4")
+    one_sentence(work(str(folder)), r"No segment index: pass --index N or run under a scheduler "
+                                    r"that sets JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID\.")
+    one_sentence(work(str(folder), JOB_COMPLETION_INDEX="3"),
+                 r"Segment index 3 is out of range: .* holds segments 0 to 2\.")
+    clip.rename(tmp_path / "moved.mp4")
+    one_sentence(work(str(folder), SLURM_ARRAY_TASK_ID="1"),
+                 rf"This worker \(\S+\) cannot see the input {re.escape(str(clip))}: mount the "
+                 r"shared storage at the same path on every worker\.")
+    assert list(folder.glob("*.mkv")) == []
+
+
+@pytest.mark.parametrize(("name", "render"), [("k8s-job.yaml", render_k8s),
+                                               ("slurm-array.sh", render_slurm)])
+def test_shipped_examples_are_rendered(name: str, render: Any) -> None:
+    """deploy/examples/* are the renderer's output for docs/segments.md's example."""
+    example = DeployOptions(Path("/shared/videos/.film_x2.mkv.ffsr-segments"), 8, gpus=1,
+                            parallelism=4)
+    assert (DEPLOY_DIR / "examples" / name).read_text() == render(example)
+    if name.endswith(".yaml"):
+        assert k8s_job(render(example)).spec.completions == 8
