@@ -1,0 +1,106 @@
+"""What segmenting costs (issue 13): `ffsr upscale` in one process against the same command
+with `--segments N`, on one worker and on two, in one run:
+`.venv/bin/python benchmarks/segments.py [--minutes 2] [--segments 4]`.
+
+The input is a synthetic clip the script makes (testsrc2 with a sine tone, H.264 with
+B-frames and open GOPs, AAC), so the run needs no data; the model is ESPCN x2 on the
+default backend. Each path is the CLI a user types, timed from process start to the file
+written; the segmented outputs are checked frame for frame (framemd5) against the
+one-process output. Prints a markdown table and writes
+benchmarks/results/cpu-segments-<date>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from run import load, machine
+
+from ffsr.bench import find_tools, markdown_table
+
+HERE = Path(__file__).resolve().parent
+SIZE, RATE, GOP = (320, 180), 25, 50
+
+
+def make_clip(ffmpeg: Path, dst: Path, minutes: float) -> Path:
+    seconds = round(minutes * 60)
+    subprocess.run([str(ffmpeg), "-v", "error", "-y", "-nostdin",
+                    "-f", "lavfi", "-i", f"testsrc2=size={SIZE[0]}x{SIZE[1]}:rate={RATE}:"
+                                        f"duration={seconds}",
+                    "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+                    "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", str(GOP),
+                    "-x264-params", "open-gop=1", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-b:a", "96k", str(dst)], check=True)
+    return dst
+
+
+def timed_upscale(clip: Path, out: Path, extra: list[str]) -> float:
+    argv = [sys.executable, "-m", "ffsr", "upscale", str(clip), "-m", "espcn", "-o", str(out),
+            "--overwrite", *extra]
+    started = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.strip()[-400:]}")
+    return time.monotonic() - started
+
+
+def video_md5(ffmpeg: Path, path: Path) -> list[str]:
+    """Per-frame hashes and timestamps of the video stream (framemd5, header dropped)."""
+    out = subprocess.run([str(ffmpeg), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v",
+                          "-f", "framemd5", "-"], capture_output=True, text=True, check=True)
+    return [ln for ln in out.stdout.splitlines() if not ln.startswith("#")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=2.0, help="length of the synthetic clip")
+    ap.add_argument("--segments", type=int, default=4)
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args(argv)
+    tools = find_tools()
+    started, load_before = time.monotonic(), load()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ffsr-seg-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        clip = make_clip(tools.ffmpeg, tmp / "clip.mp4", args.minutes)
+        one = tmp / "one.mp4"
+        base = timed_upscale(clip, one, [])
+        want = video_md5(tools.ffmpeg, one)
+        rows.append(("one process", "–", f"{base:.1f}", "–", f"{len(want)}"))
+        for jobs in (1, 2):
+            out = tmp / f"seg{jobs}.mp4"
+            wall = timed_upscale(clip, out, ["--segments", str(args.segments), "--jobs", str(jobs)])
+            same = video_md5(tools.ffmpeg, out) == want
+            rows.append((f"--segments {args.segments} --jobs {jobs}", str(jobs), f"{wall:.1f}",
+                         f"{(wall / base - 1) * 100:+.1f} %",
+                         f"{len(want)}, {'identical' if same else 'DIFFERENT'}"))
+            print(f"jobs {jobs}: {wall:.1f}s against {base:.1f}s, identical={same}", file=sys.stderr)
+    took = (time.monotonic() - started) / 60
+    report = "\n".join([
+        f"# Segments against one process, CPU, {datetime.date.today()}", "",
+        *(f"- {line}" for line in machine()),
+        f"- Load average before / after: {load_before} / {load()}.",
+        f"- Command: `.venv/bin/python benchmarks/segments.py --minutes {args.minutes:g} "
+        f"--segments {args.segments}`, took {took:.1f} min.", "",
+        f"`ffsr upscale clip.mp4 -m espcn -o out.mp4` on a {args.minutes:g}-minute synthetic "
+        f"{SIZE[0]}×{SIZE[1]} {RATE} fps H.264 clip (B-frames, open GOPs of {GOP}, AAC), wall "
+        "time from process start to file written, against the same command with "
+        "`--segments`; frames: count, and whether every frame and timestamp equals the "
+        "one-process output (framemd5).", "",
+        markdown_table(["run", "workers", "wall s", "against one process", "frames"], rows), ""])
+    print(report)
+    if not args.no_write:
+        path = HERE / "results" / f"cpu-segments-{datetime.date.today()}.md"
+        path.write_text(report)
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
