@@ -283,6 +283,7 @@ def upscale(
                   TextColumn("ETA"), TimeRemainingColumn(), console=console,
                   transient=False) as progress:
         what = f"{plan.backend}/{plan.precision}" if plan.precision else plan.backend
+        what = what if plan.cards else plan.request.interpolation  # -m none: no model runs
         task = progress.add_task(f"{what} {plan.request.input.name}", total=plan.expected_frames,
                                  fps=0.0)
 
