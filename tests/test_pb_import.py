@@ -100,10 +100,16 @@ def test_frozen_pb_made_the_old_way_upscales_like_tensorflow(
                         "tensorflow backend only", "--backend tensorflow")
     assert not (tmp_path / "no.mkv").exists()
 
+    # convert-model --checkpoint: a .pb is kept for the tensorflow backend only.
+    fresh = tmp_path / "cache-convert"
+    assert_one_sentence(ffsr(fresh, "convert-model", "--checkpoint", str(pb), "--backends", "onnx"),
+                        "tensorflow backend only")
     # Graphs FFmpeg cannot feed: one sentence, nothing in the cache, no output.
-    for bad, says in (("two_inputs", "2 placeholders (x0, x1)"), ("int_input", "is int32")):
-        fresh = tmp_path / f"cache-{bad}"
-        assert_one_sentence(ffsr(fresh, "upscale", str(clips / CLIP), "-m",
-                                 str(tmp_path / f"{bad}.pb"), "-o", str(tmp_path / f"{bad}.mkv")),
-                            says)
-        assert not models_in(fresh) and not (tmp_path / f"{bad}.mkv").exists()
+    assert_one_sentence(ffsr(fresh, "convert-model", "--checkpoint", str(tmp_path / "two_inputs.pb")),
+                        "2 placeholders (x0, x1)", "exactly one input tensor")
+    assert not models_in(fresh)
+    fresh = tmp_path / "cache-int"
+    assert_one_sentence(ffsr(fresh, "upscale", str(clips / CLIP), "-m",
+                             str(tmp_path / "int_input.pb"), "-o", str(tmp_path / "int.mkv")),
+                        "input 'x0' is int32")
+    assert not models_in(fresh) and not (tmp_path / "int.mkv").exists()
