@@ -10,12 +10,14 @@ and audio bit-exact, helpers of test_segments.py):
   index from JOB_COMPLETION_INDEX / SLURM_ARRAY_TASK_ID; the shipped examples are what the
   renderer makes.
 - Bad input: Ray not installed, a worker that sees no work folder, no input or no ffmpeg.
+- SIGTERM to a Ray driver cancels every task; no ffmpeg outlives it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -128,6 +130,30 @@ def test_ray_worker_without_ffmpeg_is_one_sentence(cluster: Cluster, clips: dict
                         r"install ffsr's FFmpeg there or set FFSR_FFMPEG\.",
                         proc.stderr.strip().splitlines()[-1]), proc.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_ray_sigterm_stops_every_task(cluster: Cluster, clips: dict[str, Path],  # noqa: F811
+                                      tmp_path: Path) -> None:
+    """SIGTERM to the driver while tasks run (on the head: no GPUs asked): the tasks are
+    cancelled, their ffmpeg ends, finished work stays for --resume, exit 128 + 15."""
+    out, folder = tmp_path / "out.mp4", tmp_path / ".out.mp4.ffsr-segments"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "ffsr", "upscale", str(clips["gop"]), "-m", "espcn", "-o", str(out),
+         "--segments", "3", "--executor", "ray", "--ray-address", cluster.address],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not processes_mentioning(f"{folder}/.segment-") and driver.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGTERM)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.strip().splitlines()[-1] == "stopped (SIGTERM)", stderr
+    deadline = time.monotonic() + 10
+    while processes_mentioning(f"{folder}/.segment-") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_mentioning(f"{folder}/.segment-") == [], "an ffmpeg outlived the stop"
+    assert (folder / "manifest.json").is_file() and not out.exists()
 
 
 def test_ray_not_installed_is_one_sentence(clips: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ffsr.errors import FfsrError
 from ffsr.segments.worker import Done
+from ffsr.signals import STOP_SIGNALS, Stopped
 
 RAY_MISSING = "Ray is not installed; pip install 'ffsr[ray]' (on every node of the cluster)."
 MAX_RETRIES = 3
@@ -34,6 +37,12 @@ def _segment_task(folder: str, index: int) -> dict[str, Any]:
         return {"done": asdict(run_segment(Path(folder), index))}
     except FfsrError as e:
         return {"error": str(e)}
+
+
+def _cancel(ray: Any, refs: Iterable[Any]) -> None:
+    """Force-cancel: each task's worker dies, and with it its ffmpeg (die_with_parent)."""
+    for ref in refs:
+        ray.cancel(ref, force=True)
 
 
 def require_ray() -> Any:
@@ -72,29 +81,47 @@ class RayExecutor:
 
     def run(self, folder: Path, indices: Sequence[int],
             on_done: Callable[[Done, int], None]) -> None:
-        """Run the segments; raise the first failure after cancelling the rest."""
+        """Run the segments; raise the first failure (or Stopped) after cancelling the rest."""
         ray = require_ray()
         if not indices:
             return
-        connected = self._connect(ray)
+        # Ray's core installs its own SIGTERM handler (it ends the driver at once), and an
+        # exception raised by a handler inside ray.wait becomes a SystemError: while the
+        # tasks run, a stop signal only sets a flag, read between short waits.
+        main = threading.current_thread() is threading.main_thread()
+        before = {s: signal.getsignal(s) for s in STOP_SIGNALS} if main else {}
+        stops: list[int] = []
+        connected = False
+        try:
+            connected = self._connect(ray)
+            for signum in before:
+                signal.signal(signum, lambda n, _frame: stops.append(n))
+            self._wait_all(ray, folder, indices, on_done, stops)
+        finally:
+            if connected:
+                ray.shutdown()
+            for signum, handler in before.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            if stops:
+                raise Stopped(stops[0])
+
+    def _wait_all(self, ray: Any, folder: Path, indices: Sequence[int],
+                  on_done: Callable[[Done, int], None], stops: list[int]) -> None:
         task = ray.remote(_segment_task).options(num_cpus=1, num_gpus=self.gpus,
                                                  max_retries=self.max_retries,
                                                  retry_exceptions=False)
         pending = {task.remote(str(folder.absolute()), i): i for i in indices}
         try:
-            while pending:
-                # Short waits: the main thread stays free to take a stop signal.
+            while pending and not stops:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
                     index = pending.pop(ref)
                     on_done(*self._result(ray, ref, index))
         except BaseException:
-            for ref in pending:  # their workers die, and with them their ffmpeg
-                ray.cancel(ref, force=True)
+            _cancel(ray, pending)
             raise
-        finally:
-            if connected:
-                ray.shutdown()
+        if stops:
+            _cancel(ray, pending)
 
     def _result(self, ray: Any, ref: Any, index: int) -> tuple[Done, int]:
         try:
