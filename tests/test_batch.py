@@ -115,3 +115,34 @@ def test_batch_refusals_are_one_sentence(tmp_path: Path) -> None:
 def test_one_named_file_is_not_a_batch(tmp_path: Path) -> None:
     batch = collect_batch([tmp_path / "x.mp4"], tmp_path / "y.mkv")
     assert not batch.is_batch and batch.items[0].output == tmp_path / "y.mkv"
+
+
+def test_python_upscale_batch_equals_the_cli(env: dict[str, str], ffmpeg_bin: Path,
+                                             ffprobe_bin: Path, clips: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ffsr.upscale_batch([...], "espcn", "out/")` as the README gives it: one outcome per
+    file, a broken file an outcome with its error (not an exception), and each output the
+    frames `ffsr upscale` makes of that file."""
+    import ffsr as api
+    from ffsr.media import read_frames
+
+    monkeypatch.setenv("XDG_CACHE_HOME", env["XDG_CACHE_HOME"])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    clip = folder / "carphone.mkv"
+    subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", str(clips / "carphone_176x144.mp4"),
+                    "-frames:v", str(FRAMES), "-c:v", "ffv1", str(clip)], check=True)
+    (folder / "broken.mkv").write_bytes(os.urandom(50_000))
+    outcomes = api.upscale_batch([clip, folder / "broken.mkv"], "espcn", tmp_path / "out",
+                                 encoder="ffv1")
+    by_name = {o.item.input.name: o for o in outcomes}
+    assert sorted(by_name) == ["broken.mkv", "carphone.mkv"]
+    assert by_name["broken.mkv"].error is not None and not by_name["broken.mkv"].ok
+    assert by_name["carphone.mkv"].ok, by_name["carphone.mkv"].error
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["carphone.mkv"]
+    cli = tmp_path / "cli.mkv"
+    proc = ffsr(env, "upscale", str(clip), "-m", "espcn", "--encoder", "ffv1", "-o", str(cli))
+    assert proc.returncode == 0, proc.stderr
+    got = read_frames(ffmpeg_bin, tmp_path / "out" / "carphone.mkv", "rgb24", 352, 288)
+    want = read_frames(ffmpeg_bin, cli, "rgb24", 352, 288)
+    assert got.shape == want.shape == (FRAMES, 288, 352, 3) and (got == want).all()

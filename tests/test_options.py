@@ -8,13 +8,14 @@ timestamps, pixels against a reference ffmpeg computes with a known filter."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import clean_env
+from conftest import clean_env, no_ffsr_build_env
 
 from ffsr.media import count_frames, probe, read_frames
 from ffsr.quality import psnr
@@ -119,14 +120,13 @@ def test_interpolation_fps_duplicates_frames_on_exact_timestamps(env: dict[str, 
         "--interpolation fps shows each upscaled frame twice"
 
 
-@pytest.mark.xfail(reason="ffsr's -fps_mode cfr after framerate repeats the first frame and shows "
-                          "every later one 1/50 s late (ffmpeg -vf framerate=fps=50 -fps_mode cfr "
-                          "does the same; passthrough does not): issue 15, reported", strict=False)
 def test_interpolation_framerate_after_upscaling_blends_the_upscaled_frames(
         env: dict[str, str], ffmpeg_bin: Path, ffprobe_bin: Path, clip25: Path, upscaled25: Path,
         tmp_path: Path) -> None:
     """--interpolation framerate --interpolate-after: ffmpeg's framerate filter on the upscaled
-    frames, frame for frame (so the blend ran after the model, on the big frames)."""
+    frames, frame for frame (so the blend ran after the model, on the big frames). framerate
+    keeps the input's frame durations; without the fps after it in the graph, -fps_mode cfr
+    showed the first frame twice and every later one a frame late."""
     out = tmp_path / "blend.mkv"
     proc = ffsr(env, "upscale", str(clip25), "-m", "espcn", "--fps", "50", "--interpolation",
                 "framerate", "--interpolate-after", "--encoder", "ffv1", "-o", str(out))
@@ -277,16 +277,18 @@ def onnx_compact(zoo_models: dict[str, object], clips: Path,
 
 @pytest.mark.parametrize(("backend", "form"), [("onnx", "explicit"), ("openvino", "compact"),
                                                ("torch", "compact"), ("tensorflow", "compact"),
-                                               ("tensorflow", "sr")])
+                                               ("tensorflow", "sr"), ("auto", "sr")])
 def test_backend_and_form_through_upscale(onnx_compact: Path, ffmpeg_bin: Path, clips: Path,
                                           tmp_path: Path, backend: str, form: str) -> None:
     """`ffsr upscale --backend B --form F`: the ffmpeg ffsr picks for B (the full build for
-    torch and tensorflow) runs B, and the frames are ESPCN's (the Y plane as onnx gives it)."""
+    torch and tensorflow) runs B, and the frames are ESPCN's (the Y plane as onnx gives it).
+    `--form sr` with `--backend auto` takes tensorflow, the only backend with the sr filter."""
     args = ["upscale", str(clips / CLIP), "-m", "espcn", "--backend", backend, "--form", form,
             "--frames", "4", "--encoder", "ffv1", "-o", str(tmp_path / "o.mkv")]
     plan = ffsr(dict(os.environ), *args, "--dry-run")
     assert plan.returncode == 0, plan.stderr
-    assert f"dnn_backend={backend}" in plan.stdout, plan.stdout
+    runs = "tensorflow" if backend == "auto" else backend
+    assert f"dnn_backend={runs}" in plan.stdout, plan.stdout
     assert (",sr=dnn_backend=" in plan.stdout) == (form == "sr")
     assert ("extractplanes=y+u+v" in plan.stdout) == (form == "explicit")
     proc = ffsr(dict(os.environ), *args)
@@ -297,6 +299,22 @@ def test_backend_and_form_through_upscale(onnx_compact: Path, ffmpeg_bin: Path, 
     # torch runs ESPCN's RGB wrapper (rgb24 in and out): the colour round trip costs ~44 dB
     floor = 40 if backend == "torch" else 45
     assert psnr(got, want) > floor, f"{backend}/{form}: {psnr(got, want):.1f} dB from onnx"
+
+
+def test_form_sr_without_a_tensorflow_build_is_one_sentence(env: dict[str, str], clips: Path,
+                                                            tmp_path: Path) -> None:
+    """`--form sr` (backend auto) where the only ffmpeg lacks TensorFlow (no ffsr build in the
+    cache, Debian's on PATH): one sentence naming the backend and the fix, nothing written."""
+    work = tmp_path / "work"
+    work.mkdir()
+    models = Path(env["XDG_CACHE_HOME"]) / "ffsr" / "models"
+    proc = ffsr(no_ffsr_build_env(tmp_path / "cache", models), "upscale", str(clips / CLIP), "-m",
+                "espcn", "--form", "sr", "-o", str(work / "o.mkv"))
+    assert proc.returncode == 1, proc.stderr
+    assert re.fullmatch(r"error: This ffmpeg \([^)]+\) lacks the tensorflow DNN backend "
+                        r"\(it has: none\); run `ffsr build-ffmpeg --backends tensorflow`\.",
+                        proc.stderr.strip()), proc.stderr
+    assert list(work.iterdir()) == []
 
 
 def _safetensors_copy(pth: Path, dest: Path) -> Path:

@@ -353,3 +353,22 @@ def test_completion_offers_zoo_and_converted_models(tmp_path: Path, shell: str) 
     script = subprocess.run([str(exe), "--show-completion", shell], capture_output=True, text=True,
                             env={**os.environ, "_FFSR_COMPLETE": ""}, timeout=60)
     assert "_FFSR_COMPLETE" in script.stdout, script.stderr
+
+
+def test_install_completion_edits_the_rc_file_bash_reads(tmp_path: Path) -> None:
+    """`ffsr --install-completion bash` in a fresh HOME: ~/.bashrc sources the script it wrote
+    (once, however often it is run), and a bash that reads ~/.bashrc completes ffsr with it."""
+    exe = VENV_BIN / "ffsr"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**clean_env(tmp_path / "cache"), "HOME": str(home)}
+    for _ in range(2):
+        proc = subprocess.run([str(exe), "--install-completion", "bash"], capture_output=True,
+                              text=True, env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+    script = home / ".bash_completions" / "ffsr.sh"
+    assert (home / ".bashrc").read_text().count(f"source '{script}'") == 1
+    assert "_FFSR_COMPLETE=complete_bash" in script.read_text()
+    loaded = subprocess.run(["bash", "-c", "source ~/.bashrc && complete -p ffsr"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert loaded.stdout.strip() == "complete -o default -F _ffsr_completion ffsr", loaded.stderr
