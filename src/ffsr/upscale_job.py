@@ -24,6 +24,7 @@ from ffsr.ffmpeg_tools import Capabilities, capabilities, choose_ffmpeg
 from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.gpu import require_backend_cuda, require_local_gpu, wants_gpu
 from ffsr.media import VideoInfo, expected_frames, probe
+from ffsr.memory import check_memory
 from ffsr.model_card import TF_GRAPH_ARCH, ModelCard, find_card
 from ffsr.paths import cache_dir
 from ffsr.precision import resolve_precision
@@ -224,6 +225,8 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         raise FfsrError(f"The {backend} backend cannot be checked to run on a GPU; use onnx or torch.")
     if req.device in GPU_DEVICES and req.runtime == "local":
         require_backend_cuda(choice.ffmpeg, backend)
+    if req.device == "cpu":  # the rules are measured on CPUs; GPU memory is another matter
+        check_memory(cards, backend, info.width, info.height)
     total = 1
     for c in cards:
         total *= c.scale
