@@ -44,8 +44,8 @@ from test_signals import processes_mentioning
 from ffsr.paths import DEPLOY_DIR
 from ffsr.segments.deploy import DeployOptions, render_k8s, render_slurm
 
-SMALL = {"object_store_memory": 80 * 1024 * 1024}
-"""Ray's smallest object store: the tasks pass only small dicts."""
+SMALL = {"object_store_memory": 80 * 1024 * 1024, "node_ip_address": "127.0.0.1"}
+"""Ray's smallest object store (the tasks pass only small dicts); every node on loopback."""
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,12 @@ def reference(clips: dict[str, Path], ffmpeg_bin: Path, espcn_cache: Path,  # no
 
 
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    """A Ray head without GPUs (tasks that ask for one wait for a GPU node), shut down after."""
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    """A Ray head without GPUs (tasks that ask for one wait for a GPU node), shut down after.
+    All of it on 127.0.0.1: Ray otherwise swaps loopback for the machine's own address, and
+    this switch (Ray's "no multi-machine clusters" mode, read by every Ray process started
+    from here, the ffsr drivers too) keeps it."""
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     c = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "num_gpus": 0, "include_dashboard": False, **SMALL,
         # a killed node is noticed in ~2 s, not 15
