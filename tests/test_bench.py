@@ -179,3 +179,16 @@ def test_bench_command_prints_the_table(ffmpeg_bin: Path, tiny_card: ModelCard, 
         "ffsr onnx", "python pipeline", "png round trip", "ceiling", "lanczos", "bicubic"]
     assert "of the model-only ceiling" in proc.stdout
     assert (tmp_path / "bench.png").stat().st_size > 1000
+
+
+def test_bench_backend_list_times_each_named_backend(zoo_models: dict[str, ModelCard],
+                                                     clips: Path) -> None:
+    """`ffsr bench --backend onnx,torch`: one ffsr row per backend named, in that order, and
+    not the one auto would take (openvino)."""
+    proc = subprocess.run([sys.executable, "-m", "ffsr", "bench",
+                           str(clips / "carphone_176x144.mp4"), "-m", "espcn", "--frames", "3",
+                           "--backend", "onnx,torch"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ")]
+    ffsr_rows = [r.split(" | ")[0].lstrip("| ") for r in rows[1:] if r.startswith("| ffsr ")]
+    assert ffsr_rows == ["ffsr onnx", "ffsr torch"], proc.stdout

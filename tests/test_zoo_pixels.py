@@ -63,16 +63,20 @@ def test_rgb_realesrgan_through_upscale_equals_pytorch(zoo_models: dict[str, Mod
     assert report.within_one >= 0.999, report
 
 
+@pytest.mark.parametrize("given", ["zoo name", "pth file"])
 def test_gray_realesrgan_through_upscale_equals_pytorch(zoo_models: dict[str, ModelCard],
                                                         ffmpeg_bin: Path, clips: Path,
-                                                        shared_data: Path,
-                                                        tmp_path: Path) -> None:
+                                                        shared_data: Path, tmp_path: Path,
+                                                        given: str) -> None:
+    """By its zoo name, and as the Real-ESRGAN .pth itself through `-m some.pth` (imported on
+    first use): the same pixels PyTorch gives."""
+    pth = shared_data / "checkpoints/realesrgan/small-grayrealesrx2.pth"
     out = tmp_path / "out.mkv"
-    upscale(clips / CLIP, "small-grayrealesrx2", out, "--encoder", "ffv1")
+    upscale(clips / CLIP, "small-grayrealesrx2" if given == "zoo name" else str(pth), out,
+            "--encoder", "ffv1")
     got = read_yuv420p_y(ffmpeg_bin, out, W * 2, H * 2)
     src = read_yuv420p_y(ffmpeg_bin, clips / CLIP, W, H, FRAMES)
-    want = torch_run(shared_data / "checkpoints/realesrgan/small-grayrealesrx2.pth",
-                     src[..., None])[..., 0]
+    want = torch_run(pth, src[..., None])[..., 0]
     report = compare_8bit(got, want)
     assert report.within_one >= 0.999, report
 

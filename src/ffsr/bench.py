@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,8 +250,16 @@ class Tools:
     plain: Path
 
 
-def find_tools() -> Tools:
-    choice = choose_ffmpeg()
+def named_backends(requested: str) -> set[str]:
+    """The backends a --backend list names (none for 'auto' and 'all'): the ffmpeg that runs
+    the bench must have them, as `ffsr upscale --backend torch` takes the build with torch."""
+    if requested in ("auto", "all"):
+        return set()
+    return {b.strip() for b in requested.split(",") if b.strip()}
+
+
+def find_tools(needs: Collection[str] = ()) -> Tools:
+    choice = choose_ffmpeg(needs)
     on_path = shutil.which("ffmpeg")
     return Tools(choice.ffmpeg, choice.ffprobe, Path(on_path) if on_path else choice.ffmpeg)
 

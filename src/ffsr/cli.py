@@ -402,6 +402,7 @@ def bench(
         choose_bench_backends,
         find_tools,
         measurement_table,
+        named_backends,
         plot_measurements,
         summarize,
         summary_lines,
@@ -410,7 +411,7 @@ def bench(
     from ffsr.upscale_job import resolve_cards
 
     card = resolve_cards([model], log=console.print)[0]
-    tools = find_tools()
+    tools = find_tools(named_backends(backend))
     backends = choose_bench_backends(backend, card, capabilities(tools.ffmpeg))
     ms = bench_clip(input, card, backends, frames, log=console.print, tools=tools)
     print(measurement_table(ms) + "\n")
