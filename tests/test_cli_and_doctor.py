@@ -13,7 +13,7 @@ from conftest import no_ffsr_build_env
 from ffsr import __version__
 
 COMMANDS = ["build-ffmpeg", "doctor", "convert-model", "models", "upscale", "graph",
-            "build-image", "bench"]
+            "build-image", "bench", "segments"]
 
 
 def ffsr(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
