@@ -355,6 +355,28 @@ def test_convert_model_checkpoint_succeeds(env: dict[str, str], shared_data: Pat
         assert result["passes"] and result["within_one"] >= 0.999, (check, result)
 
 
+def test_convert_model_verify_clip_checks_on_the_clip_given(env: dict[str, str], clips: Path,
+                                                           tmp_path: Path) -> None:
+    """`ffsr convert-model espcn --verify-clip CLIP`: the card says the outputs were checked on
+    that clip (against the source framework and in ffmpeg); a missing clip is one sentence
+    and no model is written."""
+    out = tmp_path / "models"
+    proc = ffsr(env, "convert-model", "espcn", "--backends", "onnx", "--verify-clip",
+                str(clips / SOUND), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    from ffsr.model_card import find_card
+
+    fidelity = find_card("espcn", out).files["onnx"].fidelity
+    assert fidelity["clip"] == SOUND and fidelity["frames"] >= 1, fidelity
+    assert fidelity["runtime"]["passes"] and fidelity["ffmpeg"]["passes"], fidelity
+    missing = ffsr(env, "convert-model", "espcn", "--backends", "onnx", "--verify-clip",
+                   str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "none"))
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == f"error: Verification clip not found: {tmp_path / 'nope.mp4'} " \
+                                     "(pass --verify-clip).", missing.stderr
+    assert not (tmp_path / "none" / "espcn").exists()
+
+
 def test_graph_with_labels_and_size_pasted_into_filter_complex(env: dict[str, str], ffmpeg_bin: Path,
                                                                clips: Path, tmp_path: Path) -> None:
     """`ffsr graph --in-label 0:v --out-label up --width --height` is a -filter_complex chain
