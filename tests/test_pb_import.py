@@ -15,6 +15,7 @@ import pytest
 from test_model_import import assert_one_sentence, ffsr, models_in
 
 from ffsr.media import read_yuv420p_y
+from ffsr.model_card import load_card
 from ffsr.quality import compare_8bit, to_8bit
 
 CLIP = "carphone_176x144.mp4"
@@ -49,6 +50,14 @@ for name, dtypes in (("two_inputs", ("float32", "float32")), ("int_input", ("int
               for i, d in enumerate(dtypes)]
         tf.identity(tf.add_n([tf.cast(x, tf.float32) for x in xs]), name="y")
     (Path(out).parent / f"{name}.pb").write_bytes(g.as_graph_def().SerializeToString())
+
+# A graph that ends in two ops (the frame, and a statistic nobody feeds on): nearest x2.
+g = tf.Graph()
+with g.as_default():
+    x = tf.compat.v1.placeholder(tf.float32, [1, None, None, 1], name="x")
+    tf.identity(tf.nn.depth_to_space(tf.tile(x, [1, 1, 1, 4]), 2), name="y")
+    tf.reduce_mean(x, name="mean")
+(Path(out).parent / "two_ends.pb").write_bytes(g.as_graph_def().SerializeToString())
 """
 
 RUN = """
@@ -113,3 +122,16 @@ def test_frozen_pb_made_the_old_way_upscales_like_tensorflow(
                              str(tmp_path / "int_input.pb"), "-o", str(tmp_path / "int.mkv")),
                         "input 'x0' is int32")
     assert not models_in(fresh) and not (tmp_path / "int.mkv").exists()
+
+    # Two end ops: -m cannot tell which is the frame; convert-model --output-tensor says.
+    fresh = tmp_path / "cache-ends"
+    assert_one_sentence(ffsr(fresh, "upscale", str(clips / CLIP), "-m", str(tmp_path / "two_ends.pb"),
+                             "-o", str(tmp_path / "ends.mkv")),
+                        "ends in 2 operations (y, mean)", "--output-tensor NAME")
+    assert not models_in(fresh)
+    named = ffsr(fresh, "convert-model", "--checkpoint", str(tmp_path / "two_ends.pb"),
+                 "--output-tensor", "y", "--name", "nearest2")
+    assert named.returncode == 0, named.stderr
+    card = load_card(fresh / "ffsr" / "models" / "nearest2" / "nearest2.card.json")
+    assert (card.scale, card.files["tensorflow"].output, card.files["tensorflow"].channels) == (
+        2, "y", 1)

@@ -50,17 +50,25 @@ def read_graph_def(path: Path) -> Any:
     return graph_def
 
 
-def find_io(path: Path, graph_def: Any) -> tuple[str, str, list[int]]:
-    """The one float placeholder (and its shape, -1 where unknown) and the one last op."""
+def find_io(path: Path, graph_def: Any, input: str | None = None,
+            output: str | None = None) -> tuple[str, str, list[int]]:
+    """The one float placeholder (and its shape, -1 where unknown) and the one last op, or
+    those named (convert-model --input/--output) where the graph has several."""
     variables = [n.name for n in graph_def.node if n.op in VARIABLE_OPS]
     if variables:
         raise FfsrError(f"{path} is not frozen: it still holds variables ({variables[0]}, …); "
                         "freeze it with tf.compat.v1.graph_util.convert_variables_to_constants.")
     holders = [n for n in graph_def.node if n.op in ("Placeholder", "PlaceholderV2")]
+    names = ", ".join(n.name for n in holders) or "none"
+    if input:
+        holders = [n for n in holders if n.name == input]
+        if not holders:
+            raise FfsrError(f"{path} has no placeholder named '{input}' (it has: {names}).")
     if len(holders) != 1:
-        names = ", ".join(n.name for n in holders) or "none"
         raise FfsrError(f"{path} has {len(holders)} placeholders ({names}) but FFmpeg feeds a "
-                        "frame to exactly one input tensor, so it cannot run this graph.")
+                        "frame to exactly one input tensor, so it cannot run this graph "
+                        "(unless the output needs only one: `ffsr convert-model --checkpoint "
+                        f"{path.name} --input-tensor NAME`).")
     holder = holders[0]
     if holder.attr["dtype"].type != DT_FLOAT:
         tf = import_tensorflow()
@@ -71,9 +79,14 @@ def find_io(path: Path, graph_def: Any) -> tuple[str, str, list[int]]:
     dims = [-1] * 4 if shape.unknown_rank else [d.size for d in shape.dim]
     consumed = {i.lstrip("^").split(":")[0] for n in graph_def.node for i in n.input}
     ends = [n.name for n in graph_def.node if n.name not in consumed and n.op not in NOT_OUTPUTS]
+    if output:
+        if output not in {n.name for n in graph_def.node}:
+            raise FfsrError(f"{path} has no operation named '{output}'.")
+        ends = [output]
     if len(ends) != 1:
         raise FfsrError(f"{path} ends in {len(ends)} operations ({', '.join(ends) or 'none'}), "
-                        "so ffsr cannot tell which one is the upscaled frame.")
+                        "so ffsr cannot tell which one is the upscaled frame: name it with "
+                        f"`ffsr convert-model --checkpoint {path.name} --output-tensor NAME`.")
     return holder.name, ends[0], dims
 
 
@@ -95,9 +108,9 @@ def check_layout(path: Path, name: str, dims: list[int]) -> list[int]:
     return [1, 3] if dims[3] == -1 else [dims[3]]
 
 
-def probe_pb(path: Path) -> PbShape:
+def probe_pb(path: Path, input: str | None = None, output: str | None = None) -> PbShape:
     """Names from the graph, channels and scale from running it at two sizes."""
-    name, output, dims = find_io(path, read_graph_def(path))
+    name, output, dims = find_io(path, read_graph_def(path), input, output)
     errors = []
     for channels in check_layout(path, name, dims):
         try:
@@ -123,8 +136,9 @@ def probe_pb(path: Path) -> PbShape:
 
 def import_pb(path: Path, name: str, scale: int | None, out_dir: Path, clip: Path,
               ffmpeg: Path | None, ffprobe: Path | None, ffmpeg_has_tf: bool,
-              log: Callable[[str], None] = print) -> ModelCard:
-    shape = probe_pb(path)
+              log: Callable[[str], None] = print, input: str | None = None,
+              output: str | None = None) -> ModelCard:
+    shape = probe_pb(path, input, output)
     if scale and scale != shape.scale:
         raise FfsrError(f"{path} upscales x{shape.scale}, not x{scale}.")
     log(f"graph      {path.name}: input '{shape.input}' [1,H,W,{shape.channels}] NHWC, output "

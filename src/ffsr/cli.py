@@ -99,7 +99,8 @@ def convert_model_cmd(
     name: Annotated[str | None, typer.Argument(help="Zoo model name (see `ffsr models`).",
                                                autocompletion=zoo_names)] = None,
     checkpoint: Annotated[Path | None, typer.Option(
-        help="Your own checkpoint: TF .ckpt directory, .pth, .safetensors, waifu2x .npz or .onnx.")]
+        help="Your own checkpoint: TF .ckpt directory, .pth, .safetensors, waifu2x .npz, .onnx "
+             "or a frozen TensorFlow .pb.")]
     = None,
     arch: Annotated[str | None, typer.Option(help="Architecture (espcn, srcnn for TF "
                                                   "checkpoints; detected for PyTorch and waifu2x "
@@ -118,6 +119,11 @@ def convert_model_cmd(
     runtime: Annotated[str, typer.Option(help="auto (host if the frameworks are installed, else "
                                               "the ffsr image), local or docker.")] = "auto",
     image: Annotated[str | None, typer.Option(help="Image for --runtime docker.")] = None,
+    input_tensor: Annotated[str | None, typer.Option(
+        help="Frozen .pb only: the placeholder FFmpeg feeds, where the graph has several.")] = None,
+    output_tensor: Annotated[str | None, typer.Option(
+        help="Frozen .pb only: the op that gives the upscaled frame, where the graph ends in "
+             "several.")] = None,
 ) -> None:
     """Convert a checkpoint into FFmpeg-loadable models, each verified against its source."""
     from ffsr.convert_model import convert_checkpoint, convert_zoo_model
@@ -128,7 +134,11 @@ def convert_model_cmd(
     if checkpoint:
         card = convert_checkpoint(checkpoint, name=model_name, arch=arch, scale=scale,
                                   out_dir=out_dir, backends=_split(backends),
-                                  verify_clip=verify_clip, runtime=runtime, image=image, log=log)
+                                  verify_clip=verify_clip, runtime=runtime, image=image, log=log,
+                                  tensors=(input_tensor, output_tensor))
+    elif input_tensor or output_tensor:
+        raise FfsrError("--input-tensor/--output-tensor name the tensors of a frozen .pb given "
+                        "with --checkpoint.")
     else:
         assert name is not None
         card = convert_zoo_model(name, out_dir, backends=_split(backends),

@@ -114,8 +114,10 @@ def convert_checkpoint(path: Path, *, name: str | None = None, arch: str | None 
                        backends: tuple[str, ...] = ALL_BACKENDS,
                        verify_clip: Path | None = None, licence: str = "unknown",
                        runtime: str = "auto", image: str | None = None,
-                       log: Callable[[str], None] = print) -> ModelCard:
-    """Convert a user's checkpoint (.ckpt directory, .pth, .safetensors, .onnx or a frozen .pb)."""
+                       log: Callable[[str], None] = print, tensors: tuple[str | None, str | None]
+                       = (None, None)) -> ModelCard:
+    """Convert a user's checkpoint (.ckpt directory, .pth, .safetensors, .onnx or a frozen .pb;
+    ``tensors``: a .pb's input placeholder and output op, where it has several)."""
     if not path.exists() and not Path(str(path) + ".index").exists():
         raise FfsrError(f"Checkpoint not found: {path}")
     model_name = name or path.stem.split(".")[0] or path.name
@@ -125,6 +127,8 @@ def convert_checkpoint(path: Path, *, name: str | None = None, arch: str | None 
                 "--backends", ",".join(backends)]
         args += [f"--arch={arch}"] if arch else []
         args += [f"--scale={scale}"] if scale else []
+        args += [f"--input-tensor={tensors[0]}"] if tensors[0] else []
+        args += [f"--output-tensor={tensors[1]}"] if tensors[1] else []
         return convert_in_image(model_name, args, out_dir or converted_models_dir(),
                                 [Mount(src.parent, "/src", True)], image, log)
     if path.suffix == ".onnx":
@@ -133,7 +137,9 @@ def convert_checkpoint(path: Path, *, name: str | None = None, arch: str | None 
         return import_onnx(path, model_name, scale, out_dir or converted_models_dir(),
                            _verify_clip(verify_clip), *_ffmpeg_for_verification()[:2], log=log)
     if path.suffix == ".pb":
-        return _import_pb(path, model_name, scale, out_dir, backends, verify_clip, log)
+        return _import_pb(path, model_name, scale, out_dir, backends, verify_clip, log, tensors)
+    if tensors != (None, None):
+        raise FfsrError("--input-tensor/--output-tensor name the tensors of a frozen TensorFlow .pb only.")
     from ffsr_convert.sources import load_source
 
     model = load_source(path, arch, scale)
@@ -144,7 +150,7 @@ def convert_checkpoint(path: Path, *, name: str | None = None, arch: str | None 
 
 def _import_pb(path: Path, name: str, scale: int | None, out_dir: Path | None,
                backends: tuple[str, ...], verify_clip: Path | None,
-               log: Callable[[str], None]) -> ModelCard:
+               log: Callable[[str], None], tensors: tuple[str | None, str | None]) -> ModelCard:
     """A frozen TF graph is kept for the tensorflow backend only (tf2onnx is not installed)."""
     if "tensorflow" not in backends:
         raise FfsrError(f"{path} is a frozen TensorFlow graph: ffsr keeps it for the tensorflow "
@@ -153,7 +159,8 @@ def _import_pb(path: Path, name: str, scale: int | None, out_dir: Path | None,
 
     ffmpeg, ffprobe, has = _ffmpeg_for_verification(("tensorflow",))
     return import_pb(path, name, scale, out_dir or converted_models_dir(),
-                     _verify_clip(verify_clip), ffmpeg, ffprobe, "tensorflow" in has, log=log)
+                     _verify_clip(verify_clip), ffmpeg, ffprobe, "tensorflow" in has, log=log,
+                     input=tensors[0], output=tensors[1])
 
 
 def _convert(name: str, model: object, source: dict[str, object], licence: str,
