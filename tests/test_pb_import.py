@@ -51,10 +51,12 @@ for name, dtypes in (("two_inputs", ("float32", "float32")), ("int_input", ("int
         tf.identity(tf.add_n([tf.cast(x, tf.float32) for x in xs]), name="y")
     (Path(out).parent / f"{name}.pb").write_bytes(g.as_graph_def().SerializeToString())
 
-# A graph that ends in two ops (the frame, and a statistic nobody feeds on): nearest x2.
+# Nearest x2 with a second placeholder it does not use and two end ops (the frame, and a
+# statistic nobody feeds on): FFmpeg can run it once told which tensors are meant.
 g = tf.Graph()
 with g.as_default():
     x = tf.compat.v1.placeholder(tf.float32, [1, None, None, 1], name="x")
+    tf.compat.v1.placeholder(tf.float32, [1, None, None, 1], name="unused")
     tf.identity(tf.nn.depth_to_space(tf.tile(x, [1, 1, 1, 4]), 2), name="y")
     tf.reduce_mean(x, name="mean")
 (Path(out).parent / "two_ends.pb").write_bytes(g.as_graph_def().SerializeToString())
@@ -123,13 +125,17 @@ def test_frozen_pb_made_the_old_way_upscales_like_tensorflow(
                         "input 'x0' is int32")
     assert not models_in(fresh) and not (tmp_path / "int.mkv").exists()
 
-    # Two end ops: -m cannot tell which is the frame; convert-model --output-tensor says.
+    # Two placeholders, two end ops: -m cannot tell which tensors are meant; convert-model
+    # --input-tensor and --output-tensor say.
     fresh = tmp_path / "cache-ends"
-    assert_one_sentence(ffsr(fresh, "upscale", str(clips / CLIP), "-m", str(tmp_path / "two_ends.pb"),
+    ends = str(tmp_path / "two_ends.pb")
+    assert_one_sentence(ffsr(fresh, "upscale", str(clips / CLIP), "-m", ends,
                              "-o", str(tmp_path / "ends.mkv")),
+                        "2 placeholders (x, unused)", "--input-tensor NAME")
+    assert_one_sentence(ffsr(fresh, "convert-model", "--checkpoint", ends, "--input-tensor", "x"),
                         "ends in 2 operations (y, mean)", "--output-tensor NAME")
     assert not models_in(fresh)
-    named = ffsr(fresh, "convert-model", "--checkpoint", str(tmp_path / "two_ends.pb"),
+    named = ffsr(fresh, "convert-model", "--checkpoint", ends, "--input-tensor", "x",
                  "--output-tensor", "y", "--name", "nearest2")
     assert named.returncode == 0, named.stderr
     card = load_card(fresh / "ffsr" / "models" / "nearest2" / "nearest2.card.json")
