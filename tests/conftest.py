@@ -247,6 +247,19 @@ def torch_reference(model: Path, rgb: np.ndarray) -> np.ndarray:
     return to_8bit(y)
 
 
+def safetensors_copy(pth: Path, dest: Path) -> Path:
+    """The same weights as ``pth``, saved the way .safetensors checkpoints are shared."""
+    import torch
+    from safetensors.torch import save_file
+
+    state = torch.load(pth, map_location="cpu", weights_only=True)
+    for key in ("params_ema", "params"):
+        if isinstance(state, dict) and key in state:
+            state = state[key]
+    save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
+    return dest
+
+
 ZOO = ("espcn", "srcnn", "realesr-animevideov3", "realesr-animevideox2v3", "small-grayrealesrx2")
 
 

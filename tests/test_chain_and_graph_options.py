@@ -67,6 +67,7 @@ GRAPH_CASES = {
     "openvino-f32": (["--backend", "openvino", "--precision", "f32"], ["dnn_backend=openvino"]),
     "torch-cpu": (["--backend", "torch", "--device", "cpu"], ["dnn_backend=torch"]),
     "framerate": (["--fps", "50", "--interpolation", "framerate"], ["framerate=fps=50"]),
+    "dedupe": (["--dedupe"], ["mpdecimate"]),
 }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import clean_env, no_ffsr_build_env
+from conftest import clean_env, no_ffsr_build_env, safetensors_copy
 
 from ffsr.media import count_frames, probe, read_frames
 from ffsr.quality import psnr
@@ -317,19 +317,6 @@ def test_form_sr_without_a_tensorflow_build_is_one_sentence(env: dict[str, str],
     assert list(work.iterdir()) == []
 
 
-def _safetensors_copy(pth: Path, dest: Path) -> Path:
-    """The same weights as ``pth``, saved the way .safetensors checkpoints are shared."""
-    import torch
-    from safetensors.torch import save_file
-
-    state = torch.load(pth, map_location="cpu", weights_only=True)
-    for key in ("params_ema", "params"):
-        if isinstance(state, dict) and key in state:
-            state = state[key]
-    save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
-    return dest
-
-
 @pytest.mark.parametrize("kind", ["pth", "safetensors", "ckpt"])
 def test_convert_model_checkpoint_succeeds(env: dict[str, str], shared_data: Path, tmp_path: Path,
                                            kind: str) -> None:
@@ -341,7 +328,7 @@ def test_convert_model_checkpoint_succeeds(env: dict[str, str], shared_data: Pat
                 "--name", "mine"]
     else:
         pth = ckpts / "realesrgan" / "small-grayrealesrx2.pth"
-        path = pth if kind == "pth" else _safetensors_copy(pth, tmp_path / "mine.safetensors")
+        path = pth if kind == "pth" else safetensors_copy(pth, tmp_path / "mine.safetensors")
         args = ["--checkpoint", str(path), "--name", "mine"]
     out = tmp_path / "models"
     proc = ffsr(env, "convert-model", *args, "--backends", "onnx", "-o", str(out))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import safetensors_copy
 
 from ffsr.media import read_frames, read_yuv420p_y
 from ffsr.model_card import ModelCard
@@ -63,17 +64,19 @@ def test_rgb_realesrgan_through_upscale_equals_pytorch(zoo_models: dict[str, Mod
     assert report.within_one >= 0.999, report
 
 
-@pytest.mark.parametrize("given", ["zoo name", "pth file"])
+@pytest.mark.parametrize("given", ["zoo name", "pth file", "safetensors file"])
 def test_gray_realesrgan_through_upscale_equals_pytorch(zoo_models: dict[str, ModelCard],
                                                         ffmpeg_bin: Path, clips: Path,
                                                         shared_data: Path, tmp_path: Path,
                                                         given: str) -> None:
-    """By its zoo name, and as the Real-ESRGAN .pth itself through `-m some.pth` (imported on
-    first use): the same pixels PyTorch gives."""
+    """By its zoo name, and as the Real-ESRGAN .pth itself (or the same weights as
+    .safetensors) through `-m FILE`, imported on first use: the same pixels PyTorch gives."""
     pth = shared_data / "checkpoints/realesrgan/small-grayrealesrx2.pth"
+    model = "small-grayrealesrx2" if given == "zoo name" else str(pth)
+    if given == "safetensors file":
+        model = str(safetensors_copy(pth, tmp_path / "mine.safetensors"))
     out = tmp_path / "out.mkv"
-    upscale(clips / CLIP, "small-grayrealesrx2" if given == "zoo name" else str(pth), out,
-            "--encoder", "ffv1")
+    upscale(clips / CLIP, model, out, "--encoder", "ffv1")
     got = read_yuv420p_y(ffmpeg_bin, out, W * 2, H * 2)
     src = read_yuv420p_y(ffmpeg_bin, clips / CLIP, W, H, FRAMES)
     want = torch_run(pth, src[..., None])[..., 0]
