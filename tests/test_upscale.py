@@ -100,20 +100,23 @@ def transparent_gif(ffmpeg: Path, src: Path, dest: Path) -> np.ndarray:
     return rgba[..., 3]
 
 
+@pytest.mark.parametrize(("model", "scale"), [("espcn", 2), ("realesr-animevideov3", 4)])
 def test_gif_with_transparency_stays_an_animated_transparent_gif(
         zoo_models: dict[str, ModelCard], ffmpeg_bin: Path, ffprobe_bin: Path, clips: Path,
-        tmp_path: Path) -> None:
+        tmp_path: Path, model: str, scale: int) -> None:
+    """The README's `ffsr upscale anim.gif -m realesr-animevideov3 -o anim_x4.gif` (and ESPCN
+    x2): an animated GIF again, every frame, the transparent pixels still transparent."""
     src = tmp_path / "cradle.gif"
     src_alpha = transparent_gif(ffmpeg_bin, clips / "newtonscradle_200x150.gif", src)
     assert (src_alpha == 0).mean() > 0.2
-    out = tmp_path / "cradle_x2.gif"
-    proc = ffsr("upscale", str(src), "-m", "espcn", "-o", str(out))
+    out = tmp_path / f"cradle_x{scale}.gif"
+    proc = ffsr("upscale", str(src), "-m", model, "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     info = probe(ffprobe_bin, out)
-    assert (info.codec, info.width, info.height) == ("gif", 400, 300)
+    assert (info.codec, info.width, info.height) == ("gif", 200 * scale, 150 * scale)
     assert count_frames(ffprobe_bin, out) == len(src_alpha)
-    alpha = read_frames(ffmpeg_bin, out, "rgba", 400, 300)[..., 3]
-    want = np.repeat(np.repeat(src_alpha, 2, axis=1), 2, axis=2)
+    alpha = read_frames(ffmpeg_bin, out, "rgba", 200 * scale, 150 * scale)[..., 3]
+    want = np.repeat(np.repeat(src_alpha, scale, axis=1), scale, axis=2)
     assert np.mean((alpha == 0) == (want == 0)) > 0.97, "transparency not kept"
 
 
