@@ -107,6 +107,25 @@ def test_width_and_height_scale_with_lanczos_after_the_model(env: dict[str, str]
     assert psnr(got, want) > 45, "--width/--height are not the model's frames scaled with lanczos"
 
 
+def test_readme_fps_width_height_together(env: dict[str, str], ffmpeg_bin: Path,
+                                          ffprobe_bin: Path, clip25: Path, tmp_path: Path) -> None:
+    """The README's `ffsr upscale old.mp4 -m espcn --fps 60 --width 1920 --height 1080`: 1920x1080
+    frames on exact 1/60 s timestamps, each the model's new-rate frame scaled with lanczos
+    (ffmpeg's scale filter on `ffsr upscale --fps 60` without the size)."""
+    common = [str(clip25), "-m", "espcn", "--fps", "60", "--frames", "12", "--encoder", "ffv1"]
+    sized, plain = tmp_path / "sized.mkv", tmp_path / "plain.mkv"
+    proc = ffsr(env, "upscale", *common, "--width", "1920", "--height", "1080", "-o", str(sized))
+    assert proc.returncode == 0, proc.stderr
+    assert ffsr(env, "upscale", *common, "-o", str(plain)).returncode == 0
+    info = probe(ffprobe_bin, sized)
+    assert (info.width, info.height) == (1920, 1080)
+    assert timestamps(ffprobe_bin, sized) == pytest.approx([i / 60 for i in range(12)], abs=1e-3)
+    ref = with_filter(ffmpeg_bin, plain, "scale=w=1920:h=1080:flags=lanczos", tmp_path / "ref.mkv")
+    got, want = yuv_frames(ffmpeg_bin, sized, 1920, 1080), yuv_frames(ffmpeg_bin, ref, 1920, 1080)
+    assert got.shape == want.shape == (12, 1080, 1920, 1)
+    assert psnr(got, want) > 45, f"{psnr(got, want):.1f} dB from lanczos of the 60 fps x2 frames"
+
+
 def test_interpolation_fps_duplicates_frames_on_exact_timestamps(env: dict[str, str], ffmpeg_bin: Path,
                                                                  ffprobe_bin: Path, clip25: Path,
                                                                  upscaled25: Path, tmp_path: Path) -> None:
