@@ -9,6 +9,7 @@ not to one level; the lossless outputs (.apng, FFV1) keep the model's pixels."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,17 +65,19 @@ def test_rgb_realesrgan_through_upscale_equals_pytorch(zoo_models: dict[str, Mod
     assert report.within_one >= 0.999, report
 
 
-@pytest.mark.parametrize("given", ["zoo name", "pth file", "safetensors file"])
+@pytest.mark.parametrize("given", ["zoo name", "pth file", "safetensors file", "pt file"])
 def test_gray_realesrgan_through_upscale_equals_pytorch(zoo_models: dict[str, ModelCard],
                                                         ffmpeg_bin: Path, clips: Path,
                                                         shared_data: Path, tmp_path: Path,
                                                         given: str) -> None:
     """By its zoo name, and as the Real-ESRGAN .pth itself (or the same weights as
-    .safetensors) through `-m FILE`, imported on first use: the same pixels PyTorch gives."""
+    .safetensors or .pt) through `-m FILE`, imported on first use: the pixels PyTorch gives."""
     pth = shared_data / "checkpoints/realesrgan/small-grayrealesrx2.pth"
     model = "small-grayrealesrx2" if given == "zoo name" else str(pth)
     if given == "safetensors file":
         model = str(safetensors_copy(pth, tmp_path / "mine.safetensors"))
+    if given == "pt file":  # the same torch.save file under the other name PyTorch uses
+        model = str(shutil.copy(pth, tmp_path / "mine.pt"))
     out = tmp_path / "out.mkv"
     upscale(clips / CLIP, model, out, "--encoder", "ffv1")
     got = read_yuv420p_y(ffmpeg_bin, out, W * 2, H * 2)
