@@ -188,6 +188,23 @@ def test_printed_graph_runs_in_plain_ffmpeg_with_the_same_frames(
     assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("command", ["upscale", "graph"])
+def test_rife_with_runtime_docker_is_one_sentence(clips: Path, tmp_path: Path,
+                                                  command: str) -> None:
+    """The image does not carry RIFE yet: `--runtime docker` with rife ends in one sentence
+    saying so, nothing written."""
+    args = (["upscale", str(clips / "carphone_176x144.mp4"), "-o", str(tmp_path / "no.mp4")]
+            if command == "upscale" else ["graph"])
+    proc = ffsr(*args, "-m", "espcn", "--fps", "60000/1001", "--interpolation", "rife",
+                "--runtime", "docker")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: --interpolation rife runs with --runtime local only for now (the image does not "
+        "carry the RIFE model yet)."), proc.stderr
+    assert "Traceback" not in proc.stderr and "Docker" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_rife_refuses_a_one_frame_clip(ffmpeg_bin: Path, clips: Path, tmp_path: Path) -> None:
     """Refused before any model is converted or run: nothing to pair."""
     one = tmp_path / "one.mp4"
