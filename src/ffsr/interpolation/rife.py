@@ -1,8 +1,8 @@
 """RIFE inside the graph (stock filters, no FFmpeg patch): the converted side-by-side model
 and the rules for using it.
 
-The HD v3 network makes the frame halfway between two frames (t = 0.5), so the graph can
-only double the frame rate; other ratios need RIFE v4, which takes a timestep.
+The HD v3 network makes the frame halfway between two frames (t = 0.5), so it can only
+double the frame rate; RIFE v4 (``rife-v4``) takes a timestep and makes any ratio.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from ffsr.errors import FfsrError
 from ffsr.paths import MODELS_DIR, converted_models_dir
 
 NAME = "rife-hdv3"
-MANIFEST = MODELS_DIR / "interpolators" / f"{NAME}.json"
+V4 = "rife-v4"
+LAYOUTS = {NAME: "1x3xHx(2W) (frame n | frame n+1) -> 1x3xHxW",
+           V4: "1x3xHx(3W) (frame a | frame b | t-band: R = k/255, G = q/255, t = k/q) -> 1x3xHxW"}
+"""The converted interpolators and the one image each takes."""
 RATIO = 2
 """Output frames per input frame (HD v3 has no timestep input)."""
 CARD_SUFFIX = ".interp.json"
@@ -49,65 +52,67 @@ def _rate(rate: Fraction) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
 
-def _card_path(base: Path) -> Path:
-    return base / NAME / f"{NAME}{CARD_SUFFIX}"
+def _card_path(base: Path, name: str) -> Path:
+    return base / name / f"{name}{CARD_SUFFIX}"
 
 
-def find_interpolator(base: Path | None = None) -> Interpolator | None:
+def find_interpolator(base: Path | None = None, name: str = NAME) -> Interpolator | None:
     """The converted RIFE model, if its file is there and unchanged since conversion."""
     from ffsr.zoo import sha256_file
 
-    card = _card_path(base or converted_models_dir())
+    card = _card_path(base or converted_models_dir(), name)
     if not card.is_file():
         return None
     data = json.loads(card.read_text())
     path = card.parent / data["file"]
     if not path.is_file() or sha256_file(path) != data["sha256"]:
         return None
-    return Interpolator(NAME, path.resolve(), data["sha256"], data["fidelity"])
+    return Interpolator(name, path.resolve(), data["sha256"], data["fidelity"])
 
 
-def rife_model(log: Callable[[str], None] = print, base: Path | None = None) -> Interpolator:
+def rife_model(log: Callable[[str], None] = print, base: Path | None = None,
+               name: str = NAME) -> Interpolator:
     """The converted RIFE model; converted from the pinned checkpoint on first use."""
-    found = find_interpolator(base)
+    found = find_interpolator(base, name)
     if found:
         return found
-    log(f"converting {NAME} (first use)…")
-    return convert_rife(base or converted_models_dir())
+    log(f"converting {name} (first use)…")
+    return convert_rife(base or converted_models_dir(), name)
 
 
-def convert_rife(base: Path) -> Interpolator:
-    """Export the side-by-side wrapper to ONNX, check it against PyTorch, write the card."""
+def convert_rife(base: Path, name: str = NAME) -> Interpolator:
+    """Export the wrapper (side by side for HD v3, with the t-band for v4) to ONNX, check it
+    against PyTorch, write the card."""
     from ffsr.convert_model import frameworks_missing
     from ffsr.zoo import load_manifest, sha256_file
 
-    manifest = load_manifest(MANIFEST)
+    manifest = load_manifest(MODELS_DIR / "interpolators" / f"{name}.json")
     manifest.verify_source()
     if missing := frameworks_missing():
         raise FfsrError(f"--interpolation rife converts RIFE on first use and needs "
                         f"{', '.join(missing)}: `pip install 'ffsr[convert]'`.")
-    from ffsr_convert.rife.export import build_wrapper, check_onnx, export_onnx
+    from ffsr_convert.rife.export import build_timed, build_wrapper, check_onnx, export_onnx
 
-    folder = base / NAME
+    folder = base / name
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{NAME}.{os.getpid()}.onnx"
-    module = build_wrapper(manifest.source_path)
+    tmp = folder / f".{name}.{os.getpid()}.onnx"
+    module = (build_timed if name == V4 else build_wrapper)(manifest.source_path)
     export_onnx(module, tmp)
     fidelity = check_onnx(module, tmp)
     if fidelity.within_one_level < 0.999:
         tmp.unlink(missing_ok=True)
         raise FfsrError(f"The RIFE ONNX export differs from PyTorch (only "
                         f"{fidelity.within_one_level:.4%} of values within one level).")
-    path = folder / f"{NAME}.onnx"
+    path = folder / f"{name}.onnx"
     os.replace(tmp, path)
-    card = {"name": NAME, "kind": "interpolator", "ratio": RATIO, "file": path.name,
-            "sha256": sha256_file(path), "input": "x", "output": "y",
-            "layout": "1x3xHx(2W) (frame n | frame n+1) -> 1x3xHxW",
+    card = {"name": name, "kind": "interpolator", "ratio": RATIO if name == NAME else "any",
+            "file": path.name, "sha256": sha256_file(path), "input": "x", "output": "y",
+            "layout": LAYOUTS[name],
             "fidelity": {"onnxruntime_vs_torch_max_levels": fidelity.max_levels,
                          "onnxruntime_vs_torch_within_one_level": fidelity.within_one_level},
             "source": manifest.source, "licence": manifest.source["licence"]}
-    _card_path(base).write_text(json.dumps(card, indent=2) + "\n")
-    found = find_interpolator(base)
+    _card_path(base, name).write_text(json.dumps(card, indent=2) + "\n")
+    found = find_interpolator(base, name)
     assert found is not None
     return found
 
