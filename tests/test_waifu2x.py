@@ -161,6 +161,7 @@ def test_npz_refusals_are_one_sentence(shared_data: Path, tmp_path: Path, npz: s
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.slow
 def test_readme_gif_example_with_noise2(ffmpeg_bin: Path, ffprobe_bin: Path, clips: Path,
                                         shared_data: Path, tmp_path: Path) -> None:
     """The README's `ffsr upscale anim.gif -m waifu2x-upconv7-noise2 -o anim_x2.gif` as typed
