@@ -2,7 +2,8 @@
 ffmpeg: decoded frames and timestamps (framemd5) and audio packets must be identical, on a
 clip with B-frames and open GOPs and on a variable-frame-rate clip; a driver killed with
 SIGKILL resumes and redoes only the unfinished segments; a corrupted segment, a manifest
-from another input, other options and temporal filters each give one sentence."""
+from another input, other options and the temporal filters segments cannot make exactly
+(minterpolate, --dedupe) each give one sentence; RIFE: test_segments_temporal.py."""
 
 from __future__ import annotations
 
@@ -170,15 +171,24 @@ def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_
     assert audio_md5(ffmpeg_bin, out) == audio_md5(ffmpeg_bin, single)
 
 
-@pytest.mark.parametrize(("extra", "named"), [(["--fps", "50"], "--fps"),
-                                               (["--dedupe"], "--dedupe")])
+@pytest.mark.parametrize(("extra", "sentence"), [
+    (["--fps", "50"], r"--segments cannot be combined with --fps through minterpolate: its motion "
+     r"search starts from the previous frames' motion vectors, so no cut can reproduce the "
+     r"single-process frames; use --interpolation rife or run without --segments\."),
+    (["--fps", "50", "--interpolation", "framerate"], r"--segments cannot be combined with --fps "
+     r"through framerate yet \(exactness at the cuts is proven for --interpolation rife only\); "
+     r"run without --segments\."),
+    (["--dedupe"], r"--segments cannot be combined with --dedupe yet: mpdecimate compares each "
+     r"frame with the last one it kept, so its decisions depend on the whole clip before a cut; "
+     r"run without --segments\."),
+    (["--deinterlace"], r"--segments cannot be combined with --deinterlace yet: those filters "
+     r"look across frames, and their exactness at segment boundaries is not proven; run without "
+     r"--segments\.")])
 def test_temporal_filters_are_refused(clips: dict[str, Path], tmp_path: Path, extra: list[str],
-                                      named: str) -> None:
+                                      sentence: str) -> None:
+    """What segments cannot make exactly (RIFE can: test_segments_temporal.py)."""
     one_sentence(ffsr(str(clips["gop"]), "-m", "espcn", "-o", str(tmp_path / "o.mp4"),
-                      "--segments", "3", *extra),
-                 f"--segments cannot be combined with {named} yet: those filters look across "
-                 r"frames, and their exactness at segment boundaries is not proven; run without "
-                 r"--segments\.")
+                      "--segments", "3", *extra), sentence)
     assert list(tmp_path.iterdir()) == []
 
 

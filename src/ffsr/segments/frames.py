@@ -40,6 +40,17 @@ class Segment:
     """It owns frames at or after this time (seconds, absolute); None: from the first."""
     end: float | None
     """…and before this one; None: to the last."""
+    shift: int | None = None
+    """Temporal graphs only (segments.temporal): what the worker subtracts from every pts
+    (input time base) before the graph, so the graph sees the single-process timestamps;
+    None: a per-frame graph, which reads only its own frames (start, end)."""
+    read_start: float | None = None
+    """Temporal graphs: the frames read, context included (absolute seconds; None: open)."""
+    read_end: float | None = None
+    keep_start: float | None = None
+    """Temporal graphs: the output frames kept, t >= keep_start and < keep_end (seconds on
+    the graph's output time line, halfway between two output slots; None: open)."""
+    keep_end: float | None = None
 
 
 def probe_frames(ffprobe: Path, path: Path, stream: int) -> FrameTable:
@@ -93,19 +104,23 @@ def cut(table: FrameTable, count: int, start_time: Fraction = Fraction(0)) -> li
     segments = []
     for i, first in enumerate(cuts):
         last = cuts[i + 1] if i + 1 < len(cuts) else total
-        start = None if i == 0 else _midpoint(table, first)
-        end = None if i + 1 == len(cuts) else _midpoint(table, last)
-        seek = None
-        if i > 0:
-            earlier = [k for k in table.keyframes if k < first]
-            from_key = earlier[-1] if earlier else 0
-            # A little before that keyframe: the demuxer lands on it or on an earlier one.
-            seek = max(0.0, float(table.seconds(from_key) - start_time) - 0.001)
+        start = None if i == 0 else midpoint(table, first)
+        end = None if i + 1 == len(cuts) else midpoint(table, last)
+        seek = None if i == 0 else seek_before(table, first, start_time)
         segments.append(Segment(i, first, last - first, seek, start, end))
     return segments
 
 
-def _midpoint(table: FrameTable, i: int) -> float:
+def seek_before(table: FrameTable, frame: int, start_time: Fraction) -> float:
+    """Where to seek (seconds from the file's start) to decode frame ``frame``: the keyframe
+    before it (one GOP early: open-GOP leading B-frames then have their references)."""
+    earlier = [k for k in table.keyframes if k < frame]
+    from_key = earlier[-1] if earlier else 0
+    # A little before that keyframe: the demuxer lands on it or on an earlier one.
+    return max(0.0, float(table.seconds(from_key) - start_time) - 0.001)
+
+
+def midpoint(table: FrameTable, i: int) -> float:
     """Halfway between frame i-1 and frame i: a boundary no rounding can move a frame across."""
     return float((table.seconds(i - 1) + table.seconds(i)) / 2)
 

@@ -29,6 +29,7 @@ from ffsr.segments.manifest import (
     source_identity,
     write_manifest,
 )
+from ffsr.segments.temporal import refusal, with_context
 from ffsr.segments.work import segment_task
 from ffsr.segments.worker import Done, read_done
 from ffsr.upscale_job import UpscalePlan, UpscaleResult, run_upscale
@@ -69,10 +70,13 @@ def work_folder(output: Path) -> Path:
 
 
 def refuse_unsupported(plan: UpscalePlan) -> None:
-    """Segments are exact for per-frame graphs only; the rest is refused in one sentence."""
+    """Segments are exact for per-frame graphs and RIFE (segments.temporal); the rest is
+    refused in one sentence."""
     req = plan.request
-    temporal = [name for name, on in (("--fps", req.fps), ("--dedupe", req.dedupe),
-                                      ("--deinterlace", req.deinterlace),
+    why = refusal(req.fps, req.interpolation, req.dedupe, plan.info.frame_rate)
+    if why:
+        raise FfsrError(why)
+    temporal = [name for name, on in (("--deinterlace", req.deinterlace),
                                       ("a .gif output (one palette for the whole clip)",
                                        plan.output.suffix.lower() == ".gif")) if on]
     if temporal:
@@ -88,7 +92,8 @@ def refuse_unsupported(plan: UpscalePlan) -> None:
 
 
 def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[str, Any], int]:
-    """The cut, the manifest and the file's start time (µs), which ffmpeg subtracts."""
+    """The cut, the manifest and the start time (µs) the join subtracts: the file's, which
+    ffmpeg subtracts in the single-process run, where the segments keep absolute times."""
     from ffsr import __version__
     from ffsr.ffmpeg_tools import _identity
     from ffsr.versions import ffmpeg_version
@@ -98,6 +103,9 @@ def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[st
     table = probe_frames(ffprobe, req.input, plan.info.index)
     start = format_start(ffprobe, req.input)
     segments = cut(table, count, start)
+    start_us = round(start * 1_000_000)
+    if req.fps:  # RIFE: context frames, the single-process time line, kept output slots
+        segments = with_context(segments, table, start, start_us, req.fps)
     command = [("<output>" if a == str(plan.partial) else a) for a in plan.argv[1:]]
     manifest = build_manifest(
         source=source_identity(req.input, plan.info.duration), segments=segments,
@@ -109,7 +117,8 @@ def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[st
     # What a worker elsewhere needs (segments.work); resume compares the parts above.
     manifest["worker"] = {"ffmpeg": plan.argv[0], "in_label": f"0:{plan.info.index}",
                           "models": [str(c.path_for(plan.backend)) for c in plan.cards]}
-    return segments, manifest, round(start * 1_000_000)
+    # The join's input timestamps: absolute (per-frame), or already the file's (temporal).
+    return segments, manifest, 0 if req.fps else start_us
 
 
 @dataclass

@@ -20,10 +20,10 @@ from ffsr.errors import FfsrError
 from ffsr.segments.worker import Done, segment_file
 
 
-def _rescale(a: int, b: int, c: int) -> int:
+def rescale(a: int, b: int, c: int) -> int:
     """FFmpeg's av_rescale (a*b/c rounded to nearest, halves away from zero)."""
     if a < 0:
-        return -_rescale(-a, b, c)
+        return -rescale(-a, b, c)
     return (a * b + c // 2) // c
 
 
@@ -35,7 +35,7 @@ def concat_shifts(done: Sequence[Done]) -> list[int]:
         shift = d.first_pts_ms * 1000 - delta
         shifts.append(shift)
         last = (d.last_pts_ms - d.first_pts_ms) * 1000 + shift  # as the filter sees it
-        delta += last if d.frames < 2 else _rescale(last, d.frames, d.frames - 1)
+        delta += last if d.frames < 2 else rescale(last, d.frames, d.frames - 1)
     return shifts
 
 

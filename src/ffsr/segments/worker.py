@@ -44,22 +44,28 @@ def _seconds(value: float) -> str:
     return f"{value:.6f}"
 
 
-def select_filter(seg: Segment) -> str:
-    """``select`` keeping the frames with start <= t < end (t: absolute, thanks to -copyts)."""
+def select_filter(start: float | None, end: float | None) -> str:
+    """``select`` keeping the frames with start <= t < end."""
     terms = []
-    if seg.start is not None:
-        terms.append(f"gte(t\\,{_seconds(seg.start)})")
-    if seg.end is not None:
-        terms.append(f"lt(t\\,{_seconds(seg.end)})")
+    if start is not None:
+        terms.append(f"gte(t\\,{_seconds(start)})")
+    if end is not None:
+        terms.append(f"lt(t\\,{_seconds(end)})")
     return f"select={'*'.join(terms)}" if terms else "null"
 
 
 def worker_graph(graph: str, in_label: str, seg: Segment) -> str:
-    """The single-process graph with this segment's frame selection in front of it."""
-    head = f"[{in_label}]"
-    if not graph.startswith(head):
-        raise FfsrError(f"Internal: the filter graph does not start with {head}.")
-    return f"{head}{select_filter(seg)},{graph[len(head):]}"
+    """The single-process graph with this segment's frame selection in front of it (t:
+    absolute, thanks to -copyts). A temporal segment reads its context too, gives the
+    graph the single-process timestamps and keeps its own output slots at the end."""
+    head, tail = f"[{in_label}]", "[vout]"
+    if not graph.startswith(head) or not graph.endswith(tail):
+        raise FfsrError(f"Internal: the filter graph does not run from {head} to {tail}.")
+    body = graph[len(head):]
+    if seg.shift is None:
+        return f"{head}{select_filter(seg.start, seg.end)},{body}"
+    return (f"{head}{select_filter(seg.read_start, seg.read_end)},setpts=PTS-{seg.shift},"
+            f"{body[:-len(tail)]},{select_filter(seg.keep_start, seg.keep_end)}{tail}")
 
 
 def worker_argv(ffmpeg: str, source: str, graph: str, in_label: str, seg: Segment,
@@ -70,8 +76,9 @@ def worker_argv(ffmpeg: str, source: str, graph: str, in_label: str, seg: Segmen
         argv += ["-noaccurate_seek", "-ss", _seconds(seg.seek)]
     argv += ["-i", source, "-filter_complex", worker_graph(graph, in_label, seg),
              "-map", "[vout]", *INTERMEDIATE, "-fps_mode", "passthrough",
-             "-enc_time_base:v", "1:1000", "-frames:v", str(seg.frames), "-map_metadata", "-1",
-             "-f", "matroska", str(out)]
+             "-enc_time_base:v", "1:1000",
+             *([] if seg.shift is not None else ["-frames:v", str(seg.frames)]),
+             "-map_metadata", "-1", "-f", "matroska", str(out)]
     return argv
 
 
@@ -117,7 +124,7 @@ def record_done(ffmpeg: str, ffprobe: str, folder: Path, seg: Segment) -> Done:
     path = segment_file(folder, seg.index)
     frames, digest = framemd5(ffmpeg, path)
     first, last = pts_range_ms(ffprobe, path)
-    if frames != seg.frames:
+    if frames != seg.frames and seg.shift is None:  # a temporal segment's count is its slots
         raise FfsrError(f"Segment {seg.index} came out with {frames} of {seg.frames} frames (the "
                         "input decodes differently than its frame table says); run without "
                         "--segments.")
@@ -144,7 +151,7 @@ def read_done(folder: Path, seg: Segment) -> tuple[Done | None, str | None]:
     if not path.is_file():
         return None, f"segment {seg.index}'s file is missing (deleted?); it is made again."
     if path.stat().st_size != done.size or sha256_file(path) != done.sha256 or \
-            done.frames != seg.frames:
+            (done.frames != seg.frames and seg.shift is None):
         return None, (f"segment {seg.index}'s file does not match its done record "
                       "(corrupted?); it is made again.")
     return done, None

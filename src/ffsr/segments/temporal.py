@@ -1,0 +1,97 @@
+"""Segments for graphs that look across frames: `--fps` through RIFE (doubling the rate).
+
+RIFE is stateless: each middle frame comes from one pair of neighbours, and the `fps`
+filter that merges them puts output slot k at k/fps on the graph's time line. So a worker
+reads CONTEXT frames on both sides of its own frames, subtracts the file's start as the
+single-process run does (the graph then sees the same timestamps, so the output grid and
+the interpolation phase are the same), runs the whole graph and keeps only the output
+frames in its half-open interval of the output time line. Each boundary lies halfway
+between two output slots, so no rounding can move a frame across it.
+
+Refused, one sentence each (``refusal``): minterpolate (its EPZS motion search starts from
+the previous frames' motion vectors, so every output depends on the whole history before
+it), the other `--fps` interpolators and `--dedupe` (mpdecimate compares each frame with
+the last one it kept: unbounded state; not done yet).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from fractions import Fraction
+
+from ffsr.segments.frames import FrameTable, Segment, midpoint, seek_before
+from ffsr.segments.join import rescale
+
+CONTEXT = 2
+"""Input frames read past each side: a middle frame needs one neighbour beyond the
+boundary; one more keeps the fps filter's end-of-stream repeat outside the kept slots."""
+PERIOD = 2
+"""The RIFE graph covers odd output frames (overlay enable=mod(n,2), n counted from the
+worker's first output frame): a worker's first frame must land on a slot of the same
+parity as frame 0's in the single-process run (odd where the file's start lies before the
+video's). Without this a worker could swap originals and middles."""
+
+
+def start_shift(table: FrameTable, start_us: int) -> int:
+    """ffmpeg's own offset for the file's start, in the stream's time base."""
+    tb = table.time_base
+    return rescale(start_us, tb.denominator, 1_000_000 * tb.numerator)
+
+
+def first_slot(table: FrameTable, i: int, shift: int, rate: Fraction) -> int:
+    """The output slot the graph's fps filter gives frame i when it is the first it sees
+    (av_rescale_q_rnd, near: its default rounding)."""
+    tb = table.time_base
+    return rescale(table.pts[i] - shift, tb.numerator * rate.numerator,
+                   tb.denominator * rate.denominator)
+
+
+def between_slots(boundary_s: float, start_time: Fraction, rate: Fraction) -> float:
+    """The output boundary for an input boundary (absolute seconds): halfway between the
+    two output slots around it on the graph's time line (the file's start subtracted)."""
+    rel = Fraction(boundary_s) - start_time
+    return float((math.floor(rel * rate) + Fraction(1, 2)) / rate)
+
+
+def with_context(segments: list[Segment], table: FrameTable, start_time: Fraction,
+                 start_us: int, rate: Fraction) -> list[Segment]:
+    """The per-frame cut widened for a temporal graph whose output runs at ``rate``."""
+    total, shift = len(table.pts), start_shift(table, start_us)
+    phase = first_slot(table, 0, shift, rate)
+    out = []
+    for seg in segments:
+        lo, hi = seg.first - CONTEXT, seg.first + seg.frames + CONTEXT
+        while lo > 0 and (first_slot(table, lo, shift, rate) - phase) % PERIOD:
+            lo -= 1
+        out.append(replace(
+            seg, shift=shift,
+            seek=None if lo <= 0 else seek_before(table, lo, start_time),
+            read_start=None if lo <= 0 else midpoint(table, lo),
+            read_end=None if hi >= total else midpoint(table, hi),
+            keep_start=None if seg.start is None else between_slots(seg.start, start_time, rate),
+            keep_end=None if seg.end is None else between_slots(seg.end, start_time, rate)))
+    return out
+
+
+def refusal(fps: Fraction | None, interpolation: str, dedupe: bool,
+            input_rate: Fraction | None) -> str | None:
+    """Why --segments cannot run these temporal options exactly; None: it can."""
+    if dedupe:
+        return ("--segments cannot be combined with --dedupe yet: mpdecimate compares each "
+                "frame with the last one it kept, so its decisions depend on the whole clip "
+                "before a cut; run without --segments.")
+    if fps and interpolation == "minterpolate":
+        return ("--segments cannot be combined with --fps through minterpolate: its motion "
+                "search starts from the previous frames' motion vectors, so no cut can "
+                "reproduce the single-process frames; use --interpolation rife or run "
+                "without --segments.")
+    if fps and interpolation != "rife":
+        return (f"--segments cannot be combined with --fps through {interpolation} yet "
+                "(exactness at the cuts is proven for --interpolation rife only); run without "
+                "--segments.")
+    if fps and (not input_rate or fps != 2 * input_rate):
+        return ("--segments with --interpolation rife is proven for doubling the input's "
+                "frame rate only (the cuts follow that graph's odd/even output slots); run "
+                "without --segments.")
+    return None
