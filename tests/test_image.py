@@ -148,6 +148,34 @@ def test_options_change_the_dockerfile(tmp_path: Path) -> None:
     assert "--extra-index-url" not in render_dockerfile(ImageConfig(wheelhouse=wheels))
 
 
+def test_cli_options_reach_the_dockerfile(tmp_path: Path) -> None:
+    """`ffsr build-image --dry-run` with --ca-bundle, --wheelhouse, --base-image, --jobs and
+    --backends prints the Dockerfile those options make; --no-host-pip leaves this machine's
+    pip configuration out. (--tag and --no-cache act on the build, not the Dockerfile.)"""
+    ffsr = Path(sys.executable).with_name("ffsr")
+    wheels, ca = tmp_path / "wheels", tmp_path / "ca.pem"
+    wheels.mkdir()
+    (wheels / f"torch-{pinned()['TORCH_CPU_VERSION']}-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
+    ca.write_text("not checked here\n")
+    given = subprocess.run([str(ffsr), "build-image", "--flavor", "cpu", "--dry-run", "--ca-bundle",
+                            str(ca), "--wheelhouse", str(wheels), "--base-image", "debian:bookworm",
+                            "--jobs", "3", "--backends", "onnx", "--tag", "mine:1"],
+                           capture_output=True, text=True, timeout=120)
+    assert given.returncode == 0, given.stderr
+    config = ImageConfig(flavor="cpu", ca_bundle=ca, wheelhouse=wheels,
+                         base_image="debian:bookworm", jobs=3, backends=("onnx",), tag="mine:1")
+    assert given.stdout == render_dockerfile(config, pip_setup(config))
+    assert "COPY ca-bundle.crt" in given.stdout and "PIP_FIND_LINKS=/build/wheelhouse" in given.stdout
+    assert "--extra-index-url" not in given.stdout  # the CPU torch wheel is in the wheelhouse
+    assert "FROM debian:bookworm AS system" in given.stdout
+    assert "--backends onnx " in given.stdout and "--jobs 3" in given.stdout
+    bare = subprocess.run([str(ffsr), "build-image", "--flavor", "cpu", "--dry-run",
+                           "--no-host-pip"], capture_output=True, text=True, timeout=120)
+    assert bare.returncode == 0, bare.stderr
+    assert "ca-bundle.crt" not in bare.stdout and "PIP_FIND_LINKS" not in bare.stdout
+    assert not [ln for ln in bare.stderr.splitlines() if ln.startswith("pip: ")]
+
+
 def test_default_tags_and_ffsr_itself_in_the_image() -> None:
     assert ImageConfig(flavor="cuda").image_tag == default_tag("cuda") == f"ffsr:{ffmpeg_version()}-cuda"
     text = render_dockerfile(ImageConfig())
