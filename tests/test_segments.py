@@ -72,9 +72,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -> dict[st
          "-f", "lavfi", "-i", "sine=frequency=440:duration=4", *OPEN_GOP, "-c:a", "aac",
          "-shortest", str(gop))
     vfr = d / "vfr.mkv"  # uneven frame durations (ms-exact in Matroska), B-frames, open GOPs
+    # settb first: in testsrc2's 1/25 time base setpts rounded every frame back onto the grid
     make(ffmpeg_bin, "-f", "lavfi", "-i", f"testsrc2=size={W}x{H}:rate=25:duration=3",
-         "-vf", "setpts='(N*40+13*mod(N\\,3))/1000/TB'", "-fps_mode", "passthrough",
-         *OPEN_GOP, str(vfr))
+         "-vf", "settb=1/1000,setpts=N*40+13*mod(N\\,3)", "-fps_mode", "passthrough",
+         "-enc_time_base:v", "1:1000", *OPEN_GOP, str(vfr))
     return {"gop": gop, "vfr": vfr}
 
 
