@@ -3,7 +3,8 @@ ffmpeg: decoded frames and timestamps (framemd5) and audio packets must be ident
 clip with B-frames and open GOPs and on a variable-frame-rate clip; a driver killed with
 SIGKILL resumes and redoes only the unfinished segments; a corrupted segment, a manifest
 from another input, other options and the temporal filters segments cannot make exactly
-(minterpolate, --dedupe) each give one sentence; RIFE: test_segments_temporal.py."""
+(minterpolate, --dedupe with --fps) each give one sentence; RIFE and --dedupe:
+test_segments_temporal.py."""
 
 from __future__ import annotations
 
@@ -179,15 +180,15 @@ def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_
     (["--fps", "50", "--interpolation", "framerate"], r"--segments cannot be combined with --fps "
      r"through framerate yet \(exactness at the cuts is proven for --interpolation rife only\); "
      r"run without --segments\."),
-    (["--dedupe"], r"--segments cannot be combined with --dedupe yet: mpdecimate compares each "
-     r"frame with the last one it kept, so its decisions depend on the whole clip before a cut; "
-     r"run without --segments\."),
+    (["--dedupe", "--fps", "50"], r"--segments cannot be combined with --dedupe and --fps "
+     r"together yet \(the interpolator's context across a cut would be frames mpdecimate "
+     r"dropped\); run without --segments\."),
     (["--deinterlace"], r"--segments cannot be combined with --deinterlace yet: those filters "
      r"look across frames, and their exactness at segment boundaries is not proven; run without "
      r"--segments\.")])
 def test_temporal_filters_are_refused(clips: dict[str, Path], tmp_path: Path, extra: list[str],
                                       sentence: str) -> None:
-    """What segments cannot make exactly (RIFE can: test_segments_temporal.py)."""
+    """What segments cannot make exactly (RIFE and --dedupe can: test_segments_temporal.py)."""
     one_sentence(ffsr(str(clips["gop"]), "-m", "espcn", "-o", str(tmp_path / "o.mp4"),
                       "--segments", "3", *extra), sentence)
     assert list(tmp_path.iterdir()) == []

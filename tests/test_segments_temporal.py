@@ -1,5 +1,5 @@
-"""`--segments` with a temporal graph (issue 13 part 2): `--fps` through RIFE, cut into 3
-segments, against the single-process run with the real CLI, the real RIFE checkpoint
+"""`--segments` with a temporal graph (issue 13 part 2): `--fps` through RIFE and `--dedupe`,
+cut into 3 segments, against the single-process run with the real CLI, the real RIFE checkpoint
 (converted on first use) and ffsr's ffmpeg. Each worker reads context frames on both sides
 and keeps its own output slots; decoded frames and timestamps (framemd5) and audio must be
 identical. Clips are tiny (64x48, 40 frames): RIFE on a 2-core CPU is slow.
@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from test_inputs import espcn, espcn_cache, espcn_card  # noqa: F401  (ESPCN converted once, ONNX only)
 from test_segments import OPEN_GOP, audio_md5, ffsr, framemd5, make
 
 from ffsr.segments.temporal import refusal
@@ -33,7 +34,11 @@ def temporal_clips(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -
     vfr = d / "vfr.mkv"  # frames 0, 53, 106, 120, 173 … ms: really variable (ms time base)
     make(ffmpeg_bin, "-f", "lavfi", "-i", SOURCE, "-vf", "settb=1/1000,setpts=N*40+13*mod(N\\,3)",
          "-fps_mode", "passthrough", "-enc_time_base:v", "1:1000", *SHORT_GOP, str(vfr))
-    return {"late": late, "vfr": vfr}
+    held = d / "held.mp4"  # 10 fps drawings shown at 25 fps (held 2 or 3 frames), AAC
+    make(ffmpeg_bin, "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=2.4", "-f", "lavfi",
+         "-i", "sine=frequency=440:duration=2.4", "-vf", "fps=25", *SHORT_GOP, "-c:a", "aac",
+         "-shortest", str(held))
+    return {"late": late, "vfr": vfr, "held": held}
 
 
 @pytest.mark.parametrize("clip", ["late", "vfr"])
@@ -54,6 +59,25 @@ def test_rife_segments_equal_single_process(temporal_clips: dict[str, Path], ffm
         assert audio_md5(ffmpeg_bin, segmented) == audio_md5(ffmpeg_bin, single) \
             == audio_md5(ffmpeg_bin, src)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.usefixtures("espcn")
+def test_dedupe_segments_equal_single_process(temporal_clips: dict[str, Path], ffmpeg_bin: Path,
+                                              tmp_path: Path) -> None:
+    """mpdecimate decided once by the driver: the cuts fall inside held drawings, where a
+    worker's own mpdecimate would keep its first frame and count N from 0."""
+    src = temporal_clips["held"]
+    single, segmented = tmp_path / "single.mkv", tmp_path / "segmented.mkv"
+    proc = ffsr(str(src), "-m", "espcn", "--dedupe", "-o", str(single))
+    assert proc.returncode == 0, proc.stderr
+    proc = ffsr(str(src), "-m", "espcn", "--dedupe", "-o", str(segmented), "--segments", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 of 3 segments made" in proc.stderr, proc.stderr
+    frames = framemd5(ffmpeg_bin, single)
+    assert 0 < len([ln for ln in frames if not ln.startswith("#")]) < 60  # duplicates went
+    assert framemd5(ffmpeg_bin, segmented) == frames
+    assert audio_md5(ffmpeg_bin, segmented) == audio_md5(ffmpeg_bin, single) \
+        == audio_md5(ffmpeg_bin, src)
 
 
 def test_only_rifes_doubling_is_segmented() -> None:

@@ -51,6 +51,11 @@ class Segment:
     """Temporal graphs: the output frames kept, t >= keep_start and < keep_end (seconds on
     the graph's output time line, halfway between two output slots; None: open)."""
     keep_end: float | None = None
+    dedupe_select: str | None = None
+    """--dedupe (segments.dedupe): the ``select`` on the frames the whole-clip mpdecimate
+    pass kept here, put where the graph has mpdecimate; ``frames`` then counts those."""
+    kept_before: int | None = None
+    """--dedupe: frames kept before this segment (setpts's N starts there)."""
 
 
 def probe_frames(ffprobe: Path, path: Path, stream: int) -> FrameTable:

@@ -19,6 +19,7 @@ from typing import Any
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import FfmpegChoice
 from ffsr.progress import ProgressUpdate
+from ffsr.segments.dedupe import kept_pts, with_decisions
 from ffsr.segments.executor import LocalExecutor
 from ffsr.segments.frames import Segment, cut, format_start, probe_frames
 from ffsr.segments.join import join_argv
@@ -106,6 +107,9 @@ def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[st
     start_us = round(start * 1_000_000)
     if req.fps:  # RIFE: context frames, the single-process time line, kept output slots
         segments = with_context(segments, table, start, start_us, req.fps)
+    elif req.dedupe:  # mpdecimate once over the clip; workers select what it kept
+        segments = with_decisions(segments, table,
+                                  kept_pts(plan.argv[0], req.input, plan.info.index))
     command = [("<output>" if a == str(plan.partial) else a) for a in plan.argv[1:]]
     manifest = build_manifest(
         source=source_identity(req.input, plan.info.duration), segments=segments,
@@ -117,8 +121,9 @@ def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[st
     # What a worker elsewhere needs (segments.work); resume compares the parts above.
     manifest["worker"] = {"ffmpeg": plan.argv[0], "in_label": f"0:{plan.info.index}",
                           "models": [str(c.path_for(plan.backend)) for c in plan.cards]}
-    # The join's input timestamps: absolute (per-frame), or already the file's (temporal).
-    return segments, manifest, 0 if req.fps else start_us
+    # The join's input timestamps: absolute (per-frame), or already the file's (RIFE,
+    # --dedupe's N/FRAME_RATE).
+    return segments, manifest, 0 if req.fps or req.dedupe else start_us
 
 
 @dataclass

@@ -10,8 +10,8 @@ between two output slots, so no rounding can move a frame across it.
 
 Refused, one sentence each (``refusal``): minterpolate (its EPZS motion search starts from
 the previous frames' motion vectors, so every output depends on the whole history before
-it), the other `--fps` interpolators and `--dedupe` (mpdecimate compares each frame with
-the last one it kept: unbounded state; not done yet).
+it), the other `--fps` interpolators, and `--dedupe` together with `--fps` (plain
+`--dedupe`: segments.dedupe).
 """
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ def with_context(segments: list[Segment], table: FrameTable, start_time: Fractio
 def refusal(fps: Fraction | None, interpolation: str, dedupe: bool,
             input_rate: Fraction | None) -> str | None:
     """Why --segments cannot run these temporal options exactly; None: it can."""
-    if dedupe:
-        return ("--segments cannot be combined with --dedupe yet: mpdecimate compares each "
-                "frame with the last one it kept, so its decisions depend on the whole clip "
-                "before a cut; run without --segments.")
+    if dedupe and fps:
+        return ("--segments cannot be combined with --dedupe and --fps together yet (the "
+                "interpolator's context across a cut would be frames mpdecimate dropped); "
+                "run without --segments.")
     if fps and interpolation == "minterpolate":
         return ("--segments cannot be combined with --fps through minterpolate: its motion "
                 "search starts from the previous frames' motion vectors, so no cut can "

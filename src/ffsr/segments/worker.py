@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ffsr.errors import FfsrError
+from ffsr.segments.dedupe import worker_body
 from ffsr.segments.frames import Segment
 from ffsr.zoo import sha256_file
 
@@ -62,6 +63,8 @@ def worker_graph(graph: str, in_label: str, seg: Segment) -> str:
     if not graph.startswith(head) or not graph.endswith(tail):
         raise FfsrError(f"Internal: the filter graph does not run from {head} to {tail}.")
     body = graph[len(head):]
+    if seg.dedupe_select is not None:
+        return f"{head}{worker_body(body, seg)}"
     if seg.shift is None:
         return f"{head}{select_filter(seg.start, seg.end)},{body}"
     return (f"{head}{select_filter(seg.read_start, seg.read_end)},setpts=PTS-{seg.shift},"

@@ -1,0 +1,81 @@
+"""`--dedupe` with segments: mpdecimate decided once for the whole clip, applied by workers.
+
+mpdecimate compares each frame with the last one it kept, so its decision about a frame
+can depend on any frame before it: no context window reproduces it. The driver therefore
+runs it once over the whole video stream (the same filter and thresholds as the graph),
+writes each segment's kept timestamps and the number of frames kept before it into the
+manifest, and a worker puts ``select`` on those exact timestamps where the graph has
+``mpdecimate``, and counts ``setpts``'s N from the frames kept before it. The re-timed
+frames then carry the single-process timestamps (N/FRAME_RATE from the clip's first kept
+frame), and the rest of the graph works per frame.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+from ffsr.errors import FfsrError
+from ffsr.segments.frames import FrameTable, Segment
+
+HEAD = re.compile(r"^mpdecimate,setpts=(expr=)?N")
+"""The graph's dedupe block as upscale.j2 renders it (plain --dedupe)."""
+_PTS = re.compile(r"\] n:\s*\d+ pts:\s*(-?\d+) ")
+MAX_SELECT = 100_000
+"""Characters of one worker's select expression (one argv string may hold 128 KiB)."""
+
+
+def kept_pts(ffmpeg: str, src: Path, stream: int) -> set[int]:
+    """The pts (stream time base, absolute: -copyts) of every frame mpdecimate keeps."""
+    proc = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-v", "info", "-copyts",
+                           "-i", str(src), "-map", f"0:{stream}", "-vf", "mpdecimate,showinfo",
+                           "-f", "null", "-"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise FfsrError(f"Could not decide --dedupe for {src} (ffmpeg's mpdecimate failed).")
+    return {int(m.group(1)) for m in _PTS.finditer(proc.stderr)}
+
+
+def _ranges(indices: list[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive frame indices, as (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def select_kept(table: FrameTable, seg: Segment, kept: set[int]) -> tuple[str, int]:
+    """``select`` on this segment's kept timestamps (runs of neighbours as one between())
+    and how many frames it keeps."""
+    own = [i for i in range(seg.first, seg.first + seg.frames) if table.pts[i] in kept]
+    if not own:
+        raise FfsrError(f"Segment {seg.index} holds only duplicate frames, so --dedupe keeps "
+                        "nothing of it; use fewer segments.")
+    terms = [f"between(pts\\,{table.pts[a]}\\,{table.pts[b]})" for a, b in _ranges(own)]
+    expr = "+".join(terms)
+    if len(expr) > MAX_SELECT:
+        raise FfsrError(f"Segment {seg.index} keeps too many separate runs of frames for one "
+                        "select expression; use more segments.")
+    return f"select={expr}", len(own)
+
+
+def with_decisions(segments: list[Segment], table: FrameTable, kept: set[int]) -> list[Segment]:
+    """Each segment with its selection, its kept frame count and N's offset."""
+    out, before = [], 0
+    for seg in segments:
+        select, count = select_kept(table, seg, kept)
+        out.append(replace(seg, frames=count, dedupe_select=select, kept_before=before))
+        before += count
+    return out
+
+
+def worker_body(body: str, seg: Segment) -> str:
+    """The graph after its input label with mpdecimate replaced by the segment's decision."""
+    if seg.dedupe_select is None or seg.kept_before is None or not HEAD.match(body):
+        raise FfsrError("Internal: the --dedupe graph does not start with mpdecimate,setpts.")
+    return HEAD.sub(lambda m: f"{seg.dedupe_select},setpts={m.group(1) or ''}(N+{seg.kept_before})",
+                    body, count=1)
