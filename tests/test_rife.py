@@ -159,16 +159,6 @@ def test_upscale_with_rife_doubles_the_rate_in_one_pass(upscaled: Path, ffprobe_
     assert all(abs(t - k / (2 * RATE)) <= Fraction(1, 1000) for k, t in enumerate(times))
 
 
-def test_rife_refuses_a_rate_that_is_not_double(rife: Path, cut_clip: Path, tmp_path: Path,
-                                                x2_model: ModelCard) -> None:
-    proc = ffsr("upscale", str(cut_clip), "-m", x2_model.name, "--fps", "50",
-                "--interpolation", "rife", "-o", str(tmp_path / "no.mkv"))
-    assert proc.returncode != 0
-    assert "only doubles the frame rate" in proc.stderr and "60000/1001" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "no.mkv").exists()
-
-
 def test_printed_graph_runs_in_plain_ffmpeg_with_the_same_frames(
         x2_model: ModelCard, upscaled: Path, cut_clip: Path, ffmpeg_bin: Path,
         tmp_path: Path) -> None:

@@ -38,14 +38,17 @@ def graph(model: str | Sequence[str], **options: object) -> str:
 
     ``options`` are GraphOptions fields (backend, device, fps, y_form, in_label, ...).
     """
-    if "fps" in options and options["fps"] is not None:
-        options["fps"] = Fraction(str(options["fps"]))
+    for key in ("fps", "input_rate"):
+        if options.get(key) is not None:
+            options[key] = Fraction(str(options[key]))
     cards = resolve_cards(_models(model), log=lambda _: None)
     if options.get("interpolation") == "rife" and options.get("fps") and \
             not options.get("interpolator_model"):
-        from ffsr.interpolation.rife import rife_model
+        from ffsr.interpolation.rife import model_name, rife_model
 
-        options["interpolator_model"] = str(rife_model(log=lambda _: None).path)
+        name = model_name(options["fps"], options.get("input_rate"),  # type: ignore[arg-type]
+                          bool(options.get("dedupe")))
+        options["interpolator_model"] = str(rife_model(log=lambda _: None, name=name).path)
     return render_graph(cards, GraphOptions(**options))  # type: ignore[arg-type]
 
 

@@ -159,8 +159,8 @@ PrecisionOpt = Annotated[str, typer.Option(help="Inference precision: auto (bf16
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda (checked in ffmpeg's log).")]
 FpsOpt = Annotated[str | None, typer.Option(help="New frame rate, e.g. 60 or 30000/1001.")]
 InterpOpt = Annotated[str, typer.Option(help="minterpolate (motion compensated), framerate "
-                                             "(blend), fps (duplicate/drop) or rife (neural, "
-                                             "doubles the rate).")]
+                                             "(blend), fps (duplicate/drop) or rife (neural: "
+                                             "HD v3 for 2x, v4 for other ratios).")]
 DedupeOpt = Annotated[bool, typer.Option(help="mpdecimate: drop duplicate frames first; with "
                                               "--interpolation rife, RIFE redraws drawings held "
                                               "2 frames (--fps = the input's rate).")]
@@ -168,15 +168,15 @@ FormOpt = Annotated[str, typer.Option("--form", help="Y models: compact (dnn_pro
                                                      "yuv), explicit (planes) or sr (sr filter).")]
 
 
-def _fps(value: str | None) -> Fraction | None:
+def _fps(value: str | None, flag: str = "--fps") -> Fraction | None:
     if value is None:
         return None
     try:
         fps = Fraction(value)
     except (ValueError, ZeroDivisionError):
-        raise FfsrError(f"--fps {value} is not a frame rate (use e.g. 60 or 30000/1001).") from None
+        raise FfsrError(f"{flag} {value} is not a frame rate (use e.g. 60 or 30000/1001).") from None
     if fps <= 0:
-        raise FfsrError("--fps must be positive.")
+        raise FfsrError(f"{flag} must be positive.")
     return fps
 
 
@@ -318,6 +318,9 @@ def graph(
     height: Annotated[int | None, typer.Option(help="Final height.")] = None,
     alpha: Annotated[bool, typer.Option(help="Keep an alpha channel (GIF/PNG inputs).")] = False,
     dedupe: DedupeOpt = False,
+    input_rate: Annotated[str | None, typer.Option(help="The input's frame rate (e.g. "
+                                                   "24000/1001): --interpolation rife makes "
+                                                   "any ratio but 2x from it (RIFE v4).")] = None,
     in_label: Annotated[str | None, typer.Option(help="Input pad label, e.g. 0:v.")] = None,
     out_label: Annotated[str | None, typer.Option(help="Output pad label, e.g. up.")] = None,
     command: Annotated[bool, typer.Option(help="Print a complete ffmpeg command instead "
@@ -365,7 +368,8 @@ def graph(
     cards = resolve_cards(model, log=console.print)
     from ffsr.interpolation.rife import graph_model
 
-    interpolator = graph_model(_fps(fps), interpolation, runtime, log=console.print)
+    interpolator = graph_model(_fps(fps), interpolation, runtime, log=console.print,
+                               input_rate=_fps(input_rate, "--input-rate"), dedupe=dedupe)
     ffmpeg = choose_ffmpeg(needs_backends(backend, form, cards)).ffmpeg
     chosen = choose_backend(requested_backend(backend, form, cards), cards, capabilities(ffmpeg),
                             device)
@@ -374,7 +378,8 @@ def graph(
         y_form=form, fps=_fps(fps), interpolation=interpolation,
         width=width, height=height, alpha=alpha, dedupe=dedupe, in_label=in_label,
         out_label=out_label,
-        model_dir=model_root, interpolator_model=interpolator)))
+        model_dir=model_root, interpolator_model=interpolator,
+        input_rate=_fps(input_rate, "--input-rate"))))
     if runtime == "docker":
         console.print(mounts_hint(cards), highlight=False)
 

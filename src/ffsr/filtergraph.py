@@ -53,7 +53,10 @@ class GraphOptions:
     precision: str | None = None
     """Inference precision for backends that have the choice (see ffsr.precision)."""
     interpolator_model: str | None = None
-    """The RIFE side-by-side ONNX file for ``interpolation="rife"`` (ffsr.interpolation.rife)."""
+    """The RIFE ONNX file for ``interpolation="rife"`` (ffsr.interpolation.rife): HD v3's
+    side-by-side wrapper, or v4's timed wrapper when ``input_rate`` makes a ratio not 2x."""
+    input_rate: Fraction | None = None
+    """The input's frame rate, where known: RIFE at a ratio other than 2x needs it."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,15 @@ def _rife_options(opts: GraphOptions) -> str:
     return _protected_options(pairs)
 
 
+def rife_ratio(opts: GraphOptions) -> Fraction | None:
+    """Input rate / output rate when RIFE v4 makes the frames (any known ratio but exactly 2x,
+    and not after --dedupe, which doubles the drawings with HD v3); None for HD v3."""
+    if opts.interpolation != "rife" or not opts.fps or not opts.input_rate or opts.dedupe:
+        return None
+    ratio = opts.input_rate / opts.fps
+    return None if ratio == Fraction(1, 2) else ratio
+
+
 def _dedupe_step(opts: GraphOptions) -> str:
     """Seconds between the distinct drawings that --dedupe keeps before RIFE: drawings held
     2 frames each sit at half the output rate, so RIFE's doubling lands on the output grid."""
@@ -192,6 +204,7 @@ def render_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
         total_scale *= card.scale
     text = _env().get_template("upscale.j2").render(
         steps=steps, total_scale=total_scale, rife_options=rife_options, dedupe_step=dedupe_step,
+        rife_ratio=rife_ratio(opts), input_rate=opts.input_rate,
         **{k: getattr(opts, k) for k in (
             "fps", "interpolation", "interpolate_after", "scd_threshold", "width", "height",
             "final_scaler", "deinterlace", "dedupe", "alpha", "out_format", "gif_palette",
@@ -207,5 +220,5 @@ def render_interpolation(opts: GraphOptions) -> str:
     rife_options = _rife_options(opts) if opts.interpolation == "rife" else ""
     text = _env().get_template("interpolate.j2").render(
         fps=opts.fps, interpolation=opts.interpolation, scd_threshold=opts.scd_threshold,
-        rife_options=rife_options)
+        rife_options=rife_options, rife_ratio=rife_ratio(opts), input_rate=opts.input_rate)
     return _unprotect("".join(line.strip() for line in text.splitlines()))

@@ -23,7 +23,7 @@ from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import Capabilities, capabilities, choose_ffmpeg
 from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.gpu import require_backend_cuda, require_local_gpu, wants_gpu
-from ffsr.media import VideoInfo, expected_frames, probe
+from ffsr.media import VideoInfo, count_frames, expected_frames, probe
 from ffsr.memory import check_memory
 from ffsr.model_card import TF_GRAPH_ARCH, ModelCard, find_card
 from ffsr.paths import cache_dir
@@ -211,7 +211,7 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         raise FfsrError(f"{req.input} has no video frames.")
     if list(req.models) == [NO_MODEL] and not req.fps:
         raise FfsrError("-m none runs no model, so it needs --fps (interpolation only).")
-    interpolator = _interpolator(req, info, choice.ffmpeg, log)
+    interpolator = _interpolator(req, info, choice.ffmpeg, log, choice.ffprobe)
     caps = capabilities(choice.ffmpeg)
     cards = resolve_cards(req.models, log)
     if needs_backends(req.backend, req.y_form, cards) - caps.dnn_backends:  # a .pb: the TF build
@@ -263,7 +263,7 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         interpolate_after=req.interpolate_after,
         width=req.width, height=req.height, deinterlace=req.deinterlace, dedupe=req.dedupe,
         alpha=alpha, gif_palette=kind.gif, in_label=f"0:{info.index}", out_label="vout",
-        interpolator_model=interpolator))
+        interpolator_model=interpolator, input_rate=info.frame_rate))
     # One partial file per run: two runs writing the same output never share one.
     partial = output.with_name(f".{output.stem}.ffsr-partial-{os.getpid()}-{secrets.token_hex(3)}"
                                f"{output.suffix}")
@@ -318,19 +318,24 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
 
 
 def _interpolator(req: UpscaleRequest, info: VideoInfo, ffmpeg: Path,
-                  log: Callable[[str], None]) -> str | None:
+                  log: Callable[[str], None], ffprobe: Path | None = None) -> str | None:
     """The RIFE model file when --interpolation rife is asked for (rate, and with --dedupe the
     held frames, checked first)."""
     if not (req.fps and req.interpolation == "rife"):
         return None
-    from ffsr.interpolation.rife import check_clip, rife_model
+    from ffsr.interpolation.rife import check_clip, model_name, rife_model
 
-    check_clip(req.fps, info.frame_rate, info.frames, req.runtime, req.dedupe)
+    frames = info.frames
+    if frames is None and ffprobe and (not info.duration or not info.frame_rate
+                                       or info.duration * info.frame_rate < 4):
+        frames = count_frames(ffprobe, req.input)  # Matroska records no count; a short clip
+    check_clip(req.fps, info.frame_rate, frames, req.runtime, req.dedupe,
+               (info.width, info.height))
     if req.dedupe:
         from ffsr.interpolation.dedupe import check_dedupe
 
         check_dedupe(ffmpeg, req.input, info.frame_rate, info.index)
-    return str(rife_model(log).path)
+    return str(rife_model(log, name=model_name(req.fps, info.frame_rate, req.dedupe)).path)
 
 
 def model_mounts(cards: Sequence[ModelCard]) -> list[Mount]:
