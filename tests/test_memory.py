@@ -4,6 +4,7 @@ sentence that says what it needs, what there is and what to do, with nothing wri
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from ffsr.ffmpeg_tools import choose_ffmpeg
-from ffsr.memory import available_bytes, estimate
+from ffsr.memory import MARGIN, MIB, available_bytes, estimate, probed_rule
+from ffsr.memory_probe import chain_graph, measured_probes, peak_rss, probe_argv, rule_path
 from ffsr.model_card import ModelCard
+from ffsr.precision import resolve_precision
 
 W, H = 640, 360
 
@@ -23,23 +26,23 @@ def ffsr(*args: str) -> subprocess.CompletedProcess[str]:
                           env=dict(os.environ), timeout=600)
 
 
-# Linux carries the parent's RSS high-water mark across fork+exec into the child's
-# ru_maxrss, and this test process holds ~1.4 GB (torch, TensorFlow): ffmpeg is started
-# from a small interpreter that reports its child's peak.
-PEAK = """
-import os, subprocess, sys
-proc = subprocess.Popen(sys.argv[1:], stderr=subprocess.PIPE)
-_, status, usage = os.wait4(proc.pid, 0)
-sys.exit(proc.stderr.read().decode()[-500:] if status else print(usage.ru_maxrss * 1024))
-"""
+@pytest.fixture(scope="module")
+def big_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16000x16000 gray: ESPCN would need ~200 GiB, SRCNN (x2 pre-scale) ~900 GiB."""
+    big = tmp_path_factory.mktemp("big") / "big.png"
+    subprocess.run([str(choose_ffmpeg().ffmpeg), "-v", "error", "-f", "lavfi", "-i",
+                    "color=c=gray:s=16000x16000,format=gray", "-frames:v", "1", str(big)],
+                   check=True, timeout=300)
+    return big
 
 
-def peak_rss(argv: list[str]) -> int:
-    """ffmpeg's own peak resident memory in bytes."""
-    proc = subprocess.run([sys.executable, "-c", PEAK, *argv], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return int(proc.stdout)
+def refusal(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one-sentence refusal, checked for its parts."""
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: A 16000x16000 frame needs about"), message
+    assert "GiB is available" in message and "downscale the input" in message, message
+    return message
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
@@ -50,22 +53,56 @@ def test_rule_predicts_ffmpegs_peak_memory(zoo_models: dict[str, ModelCard], bac
     measured = peak_rss([str(ffmpeg), "-v", "error", "-f", "lavfi", "-i",
                          f"testsrc2=s={W}x{H}:r=25", "-frames:v", "2", "-vf",
                          graph.stdout.strip().splitlines()[-1], "-f", "null", "-"])
+    assert measured is not None
     predicted = estimate([zoo_models["espcn"]], backend, W, H)
     assert predicted is not None
     assert abs(measured - predicted) <= 0.2 * measured, (measured >> 20, predicted >> 20)
 
 
 def test_frame_too_large_for_memory_is_refused_before_any_work(zoo_models: dict[str, ModelCard],
-                                                              tmp_path: Path) -> None:
-    big = tmp_path / "big.png"  # 16000x16000: ESPCN would need ~200 GiB
-    ffmpeg = choose_ffmpeg().ffmpeg
-    subprocess.run([str(ffmpeg), "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=16000x16000,format=gray",
-                    "-frames:v", "1", str(big)], check=True, timeout=300)
-    proc = ffsr("upscale", str(big), "-m", "espcn", "-o", str(tmp_path / "out.png"))
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
-    message = proc.stderr.strip().splitlines()[-1]
+                                                              big_png: Path, tmp_path: Path) -> None:
+    proc = ffsr("upscale", str(big_png), "-m", "espcn", "-o", str(tmp_path / "out.png"))
+    refusal(proc)
     need = estimate([zoo_models["espcn"]], "openvino", 16000, 16000)
     assert need is not None and need > available_bytes()
-    assert message.startswith("error: A 16000x16000 frame needs about"), message
-    assert "GiB is available" in message and "downscale the input" in message, message
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"]
+    assert "measuring" not in proc.stderr  # the seeded rule: nothing to measure
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_without_a_rule_is_measured_once_then_refused(zoo_models: dict[str, ModelCard],
+                                                            big_png: Path, tmp_path: Path) -> None:
+    """SRCNN has no seeded rule: the first run measures it (two probes: the bound from the
+    first does not clear 16000x16000), caches the probes, and refuses; the second run reads
+    the cache and measures nothing."""
+    ffmpeg = choose_ffmpeg({"onnx"}).ffmpeg
+    cache = rule_path([zoo_models["srcnn"]], "onnx", resolve_precision("f32", "onnx"), ffmpeg)
+    assert not cache.exists()
+    args = ("upscale", str(big_png), "-m", "srcnn", "--backend", "onnx", "--precision", "f32",
+            "-o", str(tmp_path / "out.png"))
+    first = ffsr(*args)
+    assert "measuring the memory srcnn needs on onnx (once)" in first.stderr, first.stderr
+    assert "measured on this machine's ffmpeg" in refusal(first)
+    probes = json.loads(cache.read_text())
+    assert sorted(probes) == ["160x90", "320x180"], probes
+    stamp = cache.stat().st_mtime_ns
+    second = ffsr(*args)
+    assert "measuring" not in second.stderr
+    assert refusal(second).split(" but ")[0] == refusal(first).split(" but ")[0]
+    assert cache.stat().st_mtime_ns == stamp
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("chain", "backend"), [(("srcnn",), "onnx"),
+                                                (("srcnn", "espcn"), "openvino")])
+def test_measured_rule_predicts_a_third_size(zoo_models: dict[str, ModelCard],
+                                             chain: tuple[str, ...], backend: str) -> None:
+    """The rule fitted from the 160x90 and 320x180 probes, with its margin, against ffmpeg's
+    own peak at 640x360 (4x the larger probe's pixels). A chain is measured as a whole."""
+    cards = [zoo_models[name] for name in chain]
+    ffmpeg, precision = choose_ffmpeg({backend}).ffmpeg, resolve_precision("f32", backend)
+    rule = probed_rule(measured_probes(cards, backend, precision, ffmpeg, 2, lambda _: None))
+    assert rule is not None and rule.bytes_per_pixel > 0
+    direct = peak_rss(probe_argv(ffmpeg, chain_graph(cards, backend, precision), W, H))
+    assert direct is not None
+    predicted = rule.need(W * H) * MARGIN
+    assert abs(predicted - direct) <= 0.2 * direct, (predicted / MIB, direct / MIB)

@@ -4,19 +4,24 @@ ffsr refuses it before any work, saying what it needs, what there is and what to
 
 The need is a measured rule, not a guess: ffmpeg's peak RSS (ru_maxrss) for a model on a
 backend is ``base + bytes per pixel of the model's input frame`` (docs/ffmpeg-dnn.md,
-"Memory per frame"). Models without a measured rule are not checked."""
+"Memory per frame"). ESPCN and realesr-animevideov3 have rules measured up to 1920x1080
+(``MEASURED``); any other model or chain is measured on first use (ffsr.memory_probe)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ffsr.errors import FfsrError
+from ffsr.memory_probe import PROBES, measured_probes
 from ffsr.model_card import ModelCard
 
 MIB = 1 << 20
+MARGIN = 1.1
+"""On rules fitted from small probes: a 160x90/320x180 fit predicted 640x360..1920x1080
+within 4 % for the models measured (docs/ffmpeg-dnn.md)."""
 
 
 @dataclass(frozen=True)
@@ -58,25 +63,62 @@ def available_bytes() -> int:
 
 
 def estimate(cards: Sequence[ModelCard], backend: str, width: int, height: int) -> int | None:
-    """Bytes ffmpeg needs for the measured models of the chain (each keeps its own memory:
-    they run side by side in one process); None when none of them is measured."""
-    total, known, pixels = 0, False, width * height
-    for card in cards:
-        pixels *= card.prescale ** 2
-        rule = MEASURED.get((card.name, backend))
-        if rule:
-            total, known = total + rule.need(pixels), True
-        pixels *= card.model_scale ** 2
-    return total if known else None
+    """Bytes ffmpeg needs for one model with a rule in ``MEASURED``; None for anything else."""
+    if len(cards) != 1 or (rule := MEASURED.get((cards[0].name, backend))) is None:
+        return None
+    return rule.need(width * height * cards[0].prescale ** 2)
+
+
+def probed_rule(probes: dict[str, int]) -> MemoryRule | None:
+    """base + per pixel of the chain's input frame, through the two probes (None if fewer)."""
+    points = sorted((_pixels(k), v) for k, v in probes.items())
+    if len(points) < 2:
+        return None
+    (p0, m0), (p1, m1) = points[0], points[-1]
+    per_pixel = max(0.0, (m1 - m0) / (p1 - p0))
+    return MemoryRule((m0 - per_pixel * p0) / MIB, per_pixel)
+
+
+def _pixels(size: str) -> int:
+    w, h = size.split("x")
+    return int(w) * int(h)
+
+
+def measured_need(cards: Sequence[ModelCard], backend: str, precision: str | None,
+                  ffmpeg: Path, width: int, height: int, have: int,
+                  log: Callable[[str], None] = lambda _: None) -> int | None:
+    """Bytes a chain without a seeded rule needs, measured once and cached: the whole chain
+    runs in one ffmpeg where each step keeps its buffers, so its own peak is the rule. A frame
+    no bigger than the largest probe is not measured (the probe would cost the run itself);
+    the largest probe's bound (peak x pixel ratio) settles most frames; only a frame that
+    bound does not clear gets the second probe and the fitted rule. None: not measurable."""
+    pixels = width * height
+    big_w, big_h = PROBES[0]
+    if pixels <= big_w * big_h:
+        return None
+    probes = measured_probes(cards, backend, precision, ffmpeg, 1, log)
+    if f"{big_w}x{big_h}" not in probes:
+        return None
+    bound = int(probes[f"{big_w}x{big_h}"] * pixels / (big_w * big_h) * MARGIN)
+    if bound <= have:
+        return bound
+    rule = probed_rule(measured_probes(cards, backend, precision, ffmpeg, len(PROBES), log))
+    return int(rule.need(pixels) * MARGIN) if rule else bound
 
 
 def check_memory(cards: Sequence[ModelCard], backend: str, width: int, height: int,
-                 available: int | None = None) -> None:
-    need = estimate(cards, backend, width, height)
+                 available: int | None = None, *, ffmpeg: Path | None = None,
+                 precision: str | None = None, log: Callable[[str], None] = lambda _: None) -> None:
+    """Refuse, before any work, a frame whose need exceeds the memory available. With
+    ``ffmpeg`` given, models without a seeded rule are measured (once); without, skipped."""
     have = available_bytes() if available is None else available
+    need, how = estimate(cards, backend, width, height), "measured rule in docs/ffmpeg-dnn.md"
+    if need is None and ffmpeg is not None:
+        need = measured_need(cards, backend, precision, ffmpeg, width, height, have, log)
+        how = "measured on this machine's ffmpeg"
     if need is not None and need > have:
         raise FfsrError(
             f"A {width}x{height} frame needs about {need / 2**30:.1f} GiB on the {backend} "
-            f"backend ({' + '.join(c.name for c in cards)}, measured rule in "
-            f"docs/ffmpeg-dnn.md) but {have / 2**30:.1f} GiB is available: downscale the "
-            "input first (e.g. ffmpeg -vf scale=iw/2:-2), or run on a machine with more memory.")
+            f"backend ({' + '.join(c.name for c in cards)}, {how}) but "
+            f"{have / 2**30:.1f} GiB is available: downscale the input first "
+            "(e.g. ffmpeg -vf scale=iw/2:-2), or run on a machine with more memory.")

@@ -226,7 +226,8 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
     if req.device in GPU_DEVICES and req.runtime == "local":
         require_backend_cuda(choice.ffmpeg, backend)
     if req.device == "cpu":  # the rules are measured on CPUs; GPU memory is another matter
-        check_memory(cards, backend, info.width, info.height)
+        check_memory(cards, backend, info.width, info.height, ffmpeg=choice.ffmpeg,
+                     precision=precision, log=log)
     total = 1
     for c in cards:
         total *= c.scale
