@@ -9,14 +9,13 @@ renders for it (``render_interpolation``) on the same frames of the same clips, 
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 
-from run import load, machine
+from run import load, side_report
 
 from ffsr import bench
 from ffsr.bench import Measurement, fmt, markdown_table
@@ -26,7 +25,6 @@ from ffsr.interpolation.rife import rife_model
 from ffsr.media import probe
 from ffsr.paths import SHARED_DATA_DIR
 
-HERE = Path(__file__).resolve().parent
 CLIPS = (("carphone_176x144.mp4", None), ("realshort_320x240.mp4", None),
          ("car-detection_768x432.mp4", (640, 360)))
 """Shared clips (scaled to the size given, from their start)."""
@@ -82,22 +80,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"{name.split('_')[0]} {info.width}×{info.height} ({args.frames})", ms))
             print(f"{name}: " + ", ".join(f"{m.label} {fmt(m.fps, 2)}" for m in ms), file=sys.stderr)
     took = (time.monotonic() - started) / 60
-    report = "\n".join([
-        f"# RIFE in the graph against FFmpeg's interpolators, CPU, {datetime.date.today()}", "",
-        *(f"- {line}" for line in machine()),
-        f"- Load average before / after: {load_before} / {load()}.",
-        f"- Command: `.venv/bin/python benchmarks/interpolation.py --frames {args.frames}`, "
-        f"took {took:.1f} min.", "",
+    side_report("RIFE in the graph against FFmpeg's interpolators",
+                f".venv/bin/python benchmarks/interpolation.py --frames {args.frames}", took,
+                load_before, [
         "Output frames per second at steady state (start-up and model load excluded) of a 2x "
         "frame rate, each path one ffmpeg process running the graph `ffsr graph --fps` renders "
         "(`framerate`: blend; `minterpolate`: ffsr's default, motion compensated; `rife`: "
         "RIFE HD v3 side by side through `dnn_processing`, per DNN backend, f32).", "",
-        table(rows), ""])
-    print(report)
-    if not args.no_write:
-        out = HERE / "results" / f"cpu-interpolation-{datetime.date.today()}.md"
-        out.write_text(report)
-        print(f"wrote {out}", file=sys.stderr)
+        table(rows)], "cpu-interpolation", not args.no_write)
     return 0
 
 

@@ -103,6 +103,22 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def side_report(title: str, command: str, minutes: float, load_before: str,
+                body: Sequence[str], name: str, write: bool = True) -> str:
+    """A results file of a side benchmark (interpolation.py, segments.py): title, machine,
+    load, command, then ``body``; printed, and written to results/<name>-<date>.md."""
+    report = "\n".join([f"# {title}, CPU, {datetime.date.today()}", "",
+                        *(f"- {line}" for line in machine()),
+                        f"- Load average before / after: {load_before} / {load()}.",
+                        f"- Command: `{command}`, took {minutes:.1f} min.", "", *body, ""])
+    print(report)
+    if write:
+        out = HERE / "results" / f"{name}-{datetime.date.today()}.md"
+        out.write_text(report)
+        print(f"wrote {out}", file=sys.stderr)
+    return report
+
+
 def time_row(tools: bench.Tools, row: Row, clip: Path, path_s: float, deadline: float,
              log: Callable[[str], None]) -> None:
     """Ceiling first (it sets the frame count), then every path on the same frames. The

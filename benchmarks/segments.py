@@ -13,18 +13,16 @@ benchmarks/results/cpu-segments-<date>.md.
 from __future__ import annotations
 
 import argparse
-import datetime
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from run import load, machine
+from run import load, side_report
 
 from ffsr.bench import find_tools, markdown_table
 
-HERE = Path(__file__).resolve().parent
 SIZE, RATE, GOP = (320, 180), 25, 50
 
 
@@ -82,23 +80,16 @@ def main(argv: list[str] | None = None) -> int:
                          f"{len(want)}, {'identical' if same else 'DIFFERENT'}"))
             print(f"jobs {jobs}: {wall:.1f}s against {base:.1f}s, identical={same}", file=sys.stderr)
     took = (time.monotonic() - started) / 60
-    report = "\n".join([
-        f"# Segments against one process, CPU, {datetime.date.today()}", "",
-        *(f"- {line}" for line in machine()),
-        f"- Load average before / after: {load_before} / {load()}.",
-        f"- Command: `.venv/bin/python benchmarks/segments.py --minutes {args.minutes:g} "
-        f"--segments {args.segments}`, took {took:.1f} min.", "",
+    side_report("Segments against one process",
+                f".venv/bin/python benchmarks/segments.py --minutes {args.minutes:g} "
+                f"--segments {args.segments}", took, load_before, [
         f"`ffsr upscale clip.mp4 -m espcn -o out.mp4` on a {args.minutes:g}-minute synthetic "
         f"{SIZE[0]}×{SIZE[1]} {RATE} fps H.264 clip (B-frames, open GOPs of {GOP}, AAC), wall "
         "time from process start to file written, against the same command with "
         "`--segments`; frames: count, and whether every frame and timestamp equals the "
         "one-process output (framemd5).", "",
-        markdown_table(["run", "workers", "wall s", "against one process", "frames"], rows), ""])
-    print(report)
-    if not args.no_write:
-        path = HERE / "results" / f"cpu-segments-{datetime.date.today()}.md"
-        path.write_text(report)
-        print(f"wrote {path}", file=sys.stderr)
+        markdown_table(["run", "workers", "wall s", "against one process", "frames"], rows)],
+                "cpu-segments", not args.no_write)
     return 0
 
 
