@@ -41,22 +41,30 @@ def rgb(ffmpeg: Path, path: Path, w: int, h: int, pix_fmt: str = "rgb24") -> np.
     return read_frames(ffmpeg, path, pix_fmt, w, h)
 
 
+# (first model, second model, total scale): two x2 models, and issue 11's waifu2x denoiser
+# (x1 RGB) before ESPCN (x2 Y)
+CHAINS = {"srcnn-espcn": ("srcnn", "espcn", 4),
+          "waifu2x-vgg7-noise2-espcn": ("waifu2x-vgg7-noise2", "espcn", 2)}
+
+
+@pytest.mark.parametrize("chain", list(CHAINS))
 def test_chained_models_equal_the_two_runs_one_after_the_other(
-        zoo_models: dict[str, object], ffmpeg_bin: Path, ffprobe_bin: Path, clips: Path,
-        tmp_path: Path) -> None:
-    """`-m srcnn -m espcn` (x2 then x2) makes what srcnn then espcn make as two runs through a
-    lossless file: 4x size, every frame, the same pixels; the order is kept (espcn first
-    gives other pixels)."""
-    chained = upscale(clips / CLIP, tmp_path / "chain.mkv", "-m", "srcnn", "-m", "espcn")
-    first = upscale(clips / CLIP, tmp_path / "srcnn.mkv", "-m", "srcnn")
-    second = upscale(first, tmp_path / "then-espcn.mkv", "-m", "espcn")
+        chain: str, zoo_models: dict[str, object], ffmpeg_bin: Path, ffprobe_bin: Path,
+        clips: Path, tmp_path: Path) -> None:
+    """`-m a -m b` makes what a then b make as two runs through a lossless file: the total
+    scale, every frame, the same pixels; the order is kept (b first gives other pixels)."""
+    a, b, scale = CHAINS[chain]
+    w, h = 176 * scale, 144 * scale
+    chained = upscale(clips / CLIP, tmp_path / "chain.mkv", "-m", a, "-m", b)
+    first = upscale(clips / CLIP, tmp_path / "first.mkv", "-m", a)
+    second = upscale(first, tmp_path / "then.mkv", "-m", b)
     assert count_frames(ffprobe_bin, chained) == int(FRAMES)
-    got, want = rgb(ffmpeg_bin, chained, 704, 576), rgb(ffmpeg_bin, second, 704, 576)
+    got, want = rgb(ffmpeg_bin, chained, w, h), rgb(ffmpeg_bin, second, w, h)
     report = compare_8bit(got, want)
-    assert got.shape == (int(FRAMES), 576, 704, 3)
+    assert got.shape == (int(FRAMES), h, w, 3)
     assert report.passes, report
-    swapped = upscale(clips / CLIP, tmp_path / "swapped.mkv", "-m", "espcn", "-m", "srcnn")
-    assert not compare_8bit(rgb(ffmpeg_bin, swapped, 704, 576), want).passes, "order ignored"
+    swapped = upscale(clips / CLIP, tmp_path / "swapped.mkv", "-m", b, "-m", a)
+    assert not compare_8bit(rgb(ffmpeg_bin, swapped, w, h), want).passes, "order ignored"
 
 
 # (graph/upscale options, text the printed graph must hold)
