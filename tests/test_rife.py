@@ -204,3 +204,40 @@ def test_rife_refuses_a_one_frame_clip(ffmpeg_bin: Path, clips: Path, tmp_path: 
     assert proc.returncode != 0
     assert "needs at least 2 frames" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "no.mp4").exists()
+
+
+def test_animated_gif_at_twice_its_rate(ffmpeg_bin: Path, ffprobe_bin: Path, clips: Path,
+                                        tmp_path: Path) -> None:
+    """The README's GIF case at 2x rate: newtonscradle (50 fps on average, frame delays of 2
+    and 5 cs) to 100 fps stays a GIF with FFmpeg's fps filter's frame count and one frame
+    per 1/100 s, and RIFE drew frames (more distinct pictures than the input has: the fps
+    filter alone would only repeat them)."""
+    gif = clips / "newtonscradle_200x150.gif"
+    out = tmp_path / "twice.gif"
+    proc = ffsr("upscale", str(gif), "-m", "none", "--fps", "100", "--interpolation", "rife",
+                "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+
+    def frames(path: Path, vf: str = "null") -> list[list[str]]:
+        text = subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", str(path), "-vf", vf,
+                               "-pix_fmt", "rgba", "-f", "framemd5", "-"], check=True,
+                              capture_output=True, text=True).stdout
+        return [[f.strip() for f in ln.split(",")] for ln in text.splitlines()
+                if not ln.startswith("#")]
+
+    got, want = frames(out), frames(gif, "fps=100")
+    assert probe(ffprobe_bin, out).codec == "gif"
+    assert len(got) == len(want)
+    assert [int(f[2]) for f in got] == list(range(len(got)))  # pts in 1/100 s
+    assert len({f[5] for f in got}) > len({f[5] for f in frames(gif)})
+
+
+def test_a_model_is_not_an_interpolation(clips: Path, tmp_path: Path) -> None:
+    """`--interpolation espcn` (an upscaler where an interpolator belongs): one sentence
+    naming the interpolators, nothing written."""
+    proc = ffsr("upscale", str(clips / "carphone_176x144.mp4"), "-m", "espcn", "--fps", "60",
+                "--interpolation", "espcn", "-o", str(tmp_path / "no.mp4"))
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "error: Unknown interpolation 'espcn'; choose one of"), proc.stderr
+    assert "Traceback" not in proc.stderr and list(tmp_path.iterdir()) == []
