@@ -147,8 +147,8 @@ RIFE_BACKENDS = ("onnx", "openvino")
 
 def rife_backend(backend: str) -> str:
     """The backend RIFE runs on: OpenVINO when the upscaling model runs there (its output
-    equals ONNX Runtime's bit for bit at f32, ~1.5x the speed on 2 cores:
-    benchmarks/interpolation.py), else ONNX Runtime."""
+    equals ONNX Runtime's bit for bit at f32 for HD v3, 1.04-1.36x its speed on 2 cores:
+    benchmarks/results/cpu-interpolation-2026-12-04.md), else ONNX Runtime."""
     return backend if backend in RIFE_BACKENDS else "onnx"
 
 
