@@ -87,7 +87,7 @@ def _run(ffmpeg: Path, *args: str) -> str:
     return out.stdout + out.stderr
 
 
-def _identity(ffmpeg: Path) -> str:
+def binary_identity(ffmpeg: Path) -> str:
     """What identifies one binary: its real path, size and modification time."""
     real = ffmpeg.resolve()
     try:
@@ -108,7 +108,7 @@ def _ask(ffmpeg: Path) -> dict[str, str]:
 
 def _cached_answers(ffmpeg: Path) -> dict[str, str]:
     """The binary's answers from the cache, keyed by its identity (asked once per build)."""
-    path = cache_dir() / "capabilities" / f"{_identity(ffmpeg)}.json"
+    path = cache_dir() / "capabilities" / f"{binary_identity(ffmpeg)}.json"
     try:
         return dict(json.loads(path.read_text()))
     except (OSError, ValueError):

@@ -17,10 +17,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ffsr.ffmpeg_tools import _identity
+from ffsr.ffmpeg_tools import binary_identity
 from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.model_card import ModelCard
 from ffsr.paths import cache_dir
+from ffsr.signals import die_with_parent
 
 PROBES = ((320, 180), (160, 90))
 """Largest first: it alone gives the bound. ~0.2-1 s each for the zoo's models here."""
@@ -28,9 +29,12 @@ PROBES = ((320, 180), (160, 90))
 # Linux carries the parent's RSS high-water mark across fork+exec into the child's
 # ru_maxrss, and a parent holding torch or TensorFlow is over 1 GB: ffmpeg is started from
 # a small interpreter that reports its own child's peak.
+# ffmpeg gets SIGKILL when the wrapper dies, and the wrapper when ffsr does (die_with_parent).
 PEAK = """
-import os, subprocess, sys
-proc = subprocess.Popen(sys.argv[1:], stderr=subprocess.PIPE)
+import ctypes, os, signal, subprocess, sys
+prctl = ctypes.CDLL(None).prctl
+proc = subprocess.Popen(sys.argv[1:], stderr=subprocess.PIPE,
+                        preexec_fn=lambda: prctl(1, signal.SIGKILL))
 _, status, usage = os.wait4(proc.pid, 0)
 sys.exit(proc.stderr.read().decode()[-500:] if status else print(usage.ru_maxrss * 1024))
 """
@@ -40,7 +44,8 @@ def peak_rss(argv: Sequence[str], timeout: float = 300) -> int | None:
     """The command's own peak resident memory in bytes; None when it fails."""
     try:
         proc = subprocess.run([sys.executable, "-I", "-S", "-c", PEAK, *argv],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=die_with_parent())
     except subprocess.TimeoutExpired:
         return None
     return int(proc.stdout) if proc.returncode == 0 else None
@@ -61,7 +66,7 @@ def rule_path(cards: Sequence[ModelCard], backend: str, precision: str | None,
               ffmpeg: Path) -> Path:
     """Cache file of a chain's probes: the files' sha256 say which models, not their names."""
     steps = [(c.file_for(backend).sha256, c.prescale, c.model_scale, c.color) for c in cards]
-    key = json.dumps([steps, backend, precision, _identity(ffmpeg), PROBES])
+    key = json.dumps([steps, backend, precision, binary_identity(ffmpeg), PROBES])
     return cache_dir() / "memory" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 

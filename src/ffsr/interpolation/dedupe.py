@@ -15,20 +15,29 @@ from fractions import Fraction
 from pathlib import Path
 
 from ffsr.errors import FfsrError
+from ffsr.signals import die_with_parent
 
 HOLD = 2
 """Frames per drawing that --dedupe with RIFE handles (drawings re-timed at half the rate)."""
-_PTS_TIME = re.compile(r"\] n:\s*\d+ .*?pts_time:\s*(\S+)")
+_KEPT = re.compile(r"\] n:\s*\d+ pts:\s*(-?\d+) .*?pts_time:\s*(\S+)")
+
+
+def mpdecimate_kept(ffmpeg: Path | str, src: Path, stream: int = 0,
+                    copyts: bool = False) -> list[tuple[int, Fraction]]:
+    """(pts in the stream's time base, seconds) of every frame mpdecimate keeps: one decode of
+    the video stream through the graph's own filter and thresholds. ``copyts`` keeps the
+    file's absolute timestamps (segments select by them)."""
+    argv = [str(ffmpeg), "-hide_banner", "-nostdin", "-v", "info", *(["-copyts"] if copyts else []),
+            "-i", str(src), "-map", f"0:{stream}", "-vf", "mpdecimate,showinfo", "-f", "null", "-"]
+    proc = subprocess.run(argv, capture_output=True, text=True, preexec_fn=die_with_parent())
+    if proc.returncode != 0:
+        raise FfsrError(f"Could not find the held frames of {src} (ffmpeg's mpdecimate failed).")
+    return [(int(m.group(1)), Fraction(m.group(2))) for m in _KEPT.finditer(proc.stderr)]
 
 
 def kept_times(ffmpeg: Path, src: Path, stream: int = 0) -> list[Fraction]:
     """The times (s) of the frames mpdecimate keeps: the first frame of each drawing."""
-    proc = subprocess.run([str(ffmpeg), "-hide_banner", "-nostdin", "-v", "info", "-i", str(src),
-                           "-map", f"0:{stream}", "-vf", "mpdecimate,showinfo", "-f", "null", "-"],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise FfsrError(f"Could not measure the held frames of {src} (ffmpeg's mpdecimate failed).")
-    return [Fraction(m.group(1)) for m in _PTS_TIME.finditer(proc.stderr)]
+    return [t for _, t in mpdecimate_kept(ffmpeg, src, stream)]
 
 
 def holds(times: list[Fraction], rate: Fraction) -> list[int]:

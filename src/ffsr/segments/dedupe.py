@@ -13,28 +13,22 @@ frame), and the rest of the graph works per frame.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 from ffsr.errors import FfsrError
+from ffsr.interpolation.dedupe import mpdecimate_kept
 from ffsr.segments.frames import FrameTable, Segment
 
 HEAD = re.compile(r"^mpdecimate,setpts=(expr=)?N")
 """The graph's dedupe block as upscale.j2 renders it (plain --dedupe)."""
-_PTS = re.compile(r"\] n:\s*\d+ pts:\s*(-?\d+) ")
 MAX_SELECT = 100_000
 """Characters of one worker's select expression (one argv string may hold 128 KiB)."""
 
 
 def kept_pts(ffmpeg: str, src: Path, stream: int) -> set[int]:
     """The pts (stream time base, absolute: -copyts) of every frame mpdecimate keeps."""
-    proc = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-v", "info", "-copyts",
-                           "-i", str(src), "-map", f"0:{stream}", "-vf", "mpdecimate,showinfo",
-                           "-f", "null", "-"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise FfsrError(f"Could not decide --dedupe for {src} (ffmpeg's mpdecimate failed).")
-    return {int(m.group(1)) for m in _PTS.finditer(proc.stderr)}
+    return {pts for pts, _ in mpdecimate_kept(ffmpeg, src, stream, copyts=True)}
 
 
 def _ranges(indices: list[int]) -> list[tuple[int, int]]:

@@ -96,7 +96,7 @@ def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[st
     """The cut, the manifest and the start time (µs) the join subtracts: the file's, which
     ffmpeg subtracts in the single-process run, where the segments keep absolute times."""
     from ffsr import __version__
-    from ffsr.ffmpeg_tools import _identity
+    from ffsr.ffmpeg_tools import binary_identity
     from ffsr.versions import ffmpeg_version
 
     req = plan.request
@@ -116,7 +116,7 @@ def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[st
         graph=plan.graph, command=command,
         models={c.name: c.file_for(plan.backend).sha256 for c in plan.cards},
         ffsr_version=str(__version__),
-        ffmpeg={"version": ffmpeg_version(), "binary": _identity(Path(plan.argv[0]))})
+        ffmpeg={"version": ffmpeg_version(), "binary": binary_identity(Path(plan.argv[0]))})
     manifest["requested_segments"] = count
     # What a worker elsewhere needs (segments.work); resume compares the parts above.
     manifest["worker"] = {"ffmpeg": plan.argv[0], "in_label": f"0:{plan.info.index}",
