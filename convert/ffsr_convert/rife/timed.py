@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ffsr_convert.rife.net_v4 import MULTIPLE, IFNetV4
-from ffsr_convert.rife.wrapper import CUT_THRESHOLD
+from ffsr_convert.rife.wrapper import CUT_THRESHOLD, unless_cut
 
 
 class TimedRIFE(nn.Module):
@@ -39,9 +39,7 @@ class TimedRIFE(nn.Module):
         pad = [0, (MULTIPLE - w % MULTIPLE) % MULTIPLE, 0, (MULTIPLE - h % MULTIPLE) % MULTIPLE]
         mid = self.net(F.pad(img0, pad, mode="replicate"), F.pad(img1, pad, mode="replicate"),
                        k / q)
-        mid = mid[:, :, :h, :w].clamp(0.0, 1.0)
-        cut = ((img0 - img1).abs().mean() > self.cut_threshold).to(x.dtype)
-        return img0 * cut + mid * (1.0 - cut)
+        return unless_cut(img0, img1, mid[:, :, :h, :w], self.cut_threshold)
 
 
 def timed_input(img0: torch.Tensor, img1: torch.Tensor, k: int, q: int) -> torch.Tensor:

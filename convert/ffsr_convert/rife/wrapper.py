@@ -41,9 +41,15 @@ class SideBySideRIFE(nn.Module):
         pad_h = (MULTIPLE - h % MULTIPLE) % MULTIPLE
         pad_w = (MULTIPLE - w % MULTIPLE) % MULTIPLE
         mid = self.net(F.pad(img0, [0, pad_w, 0, pad_h]), F.pad(img1, [0, pad_w, 0, pad_h]))
-        mid = mid[:, :, :h, :w].clamp(0.0, 1.0)
-        cut = ((img0 - img1).abs().mean() > self.cut_threshold).to(x.dtype)
-        return img0 * cut + mid * (1.0 - cut)
+        return unless_cut(img0, img1, mid[:, :, :h, :w], self.cut_threshold)
+
+
+def unless_cut(img0: torch.Tensor, img1: torch.Tensor, mid: torch.Tensor,
+               threshold: float) -> torch.Tensor:
+    """The interpolated frame, clamped to [0,1]; across a scene cut (mean difference above
+    ``threshold``) frame a itself, so nothing is blended across it."""
+    cut = ((img0 - img1).abs().mean() > threshold).to(img0.dtype)
+    return img0 * cut + mid.clamp(0.0, 1.0) * (1.0 - cut)
 
 
 def side_by_side(img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
