@@ -372,7 +372,7 @@ def graph(
                                input_rate=_fps(input_rate, "--input-rate"), dedupe=dedupe)
     ffmpeg = choose_ffmpeg(needs_backends(backend, form, cards)).ffmpeg
     chosen = choose_backend(requested_backend(backend, form, cards), cards, capabilities(ffmpeg),
-                            device)
+                            device, ffmpeg if runtime == "local" else None, precision, console.print)
     print(render_graph(cards, GraphOptions(
         backend=chosen, device=device, precision=resolve_precision(precision, chosen, device, cards),
         y_form=form, fps=_fps(fps), interpolation=interpolation,

@@ -51,10 +51,15 @@ def peak_rss(argv: Sequence[str], timeout: float = 300) -> int | None:
     return int(proc.stdout) if proc.returncode == 0 else None
 
 
+def synthetic_input(width: int, height: int) -> list[str]:
+    """ffmpeg input arguments for testsrc2 frames: no file to read, as fast as they are pulled."""
+    return ["-f", "lavfi", "-i", f"testsrc2=s={width}x{height}:r=25"]
+
+
 def probe_argv(ffmpeg: Path, graph: str, width: int, height: int) -> list[str]:
     """One synthetic frame through ``graph``, nothing written."""
-    return [str(ffmpeg), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
-            f"testsrc2=s={width}x{height}:r=25", "-frames:v", "1", "-vf", graph, "-f", "null", "-"]
+    return [str(ffmpeg), "-nostdin", "-v", "error", *synthetic_input(width, height),
+            "-frames:v", "1", "-vf", graph, "-f", "null", "-"]
 
 
 def chain_graph(cards: Sequence[ModelCard], backend: str, precision: str | None) -> str:
@@ -62,12 +67,22 @@ def chain_graph(cards: Sequence[ModelCard], backend: str, precision: str | None)
     return render_graph(cards, GraphOptions(backend=backend, device="cpu", precision=precision))
 
 
+def chain_steps(cards: Sequence[ModelCard], backend: str) -> list[tuple[str, int, int, str]]:
+    """What a cache key says of a chain: the files' sha256 say which models, not their names."""
+    return [(c.file_for(backend).sha256, c.prescale, c.model_scale, c.color) for c in cards]
+
+
+def cache_file(folder: str, key: object) -> Path:
+    """``cache_dir()/folder/<hash of key>.json``: one file per key (key: JSON-able)."""
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+    return cache_dir() / folder / f"{digest}.json"
+
+
 def rule_path(cards: Sequence[ModelCard], backend: str, precision: str | None,
               ffmpeg: Path) -> Path:
-    """Cache file of a chain's probes: the files' sha256 say which models, not their names."""
-    steps = [(c.file_for(backend).sha256, c.prescale, c.model_scale, c.color) for c in cards]
-    key = json.dumps([steps, backend, precision, binary_identity(ffmpeg), PROBES])
-    return cache_dir() / "memory" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    """Cache file of a chain's probes."""
+    return cache_file("memory", [chain_steps(cards, backend), backend, precision,
+                                 binary_identity(ffmpeg), PROBES])
 
 
 def _read(path: Path) -> dict[str, int]:
@@ -77,10 +92,11 @@ def _read(path: Path) -> dict[str, int]:
         return {}
 
 
-def _write(path: Path, probes: dict[str, int]) -> None:
+def write_json(path: Path, value: object) -> None:
+    """Atomically (a reader sees the old file or the new one, never half of it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(probes) + "\n")
+    tmp.write_text(json.dumps(value) + "\n")
     os.replace(tmp, path)
 
 
@@ -101,5 +117,5 @@ def measured_probes(cards: Sequence[ModelCard], backend: str, precision: str | N
         if peak is None:
             return probes
         probes[f"{w}x{h}"] = peak
-    _write(path, probes)
+    write_json(path, probes)
     return probes

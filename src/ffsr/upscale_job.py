@@ -156,13 +156,21 @@ def resolve_cards(models: Sequence[str], log: Callable[[str], None]) -> list[Mod
     return cards
 
 
-# Fastest first, as measured in benchmarks/results (OpenVINO 1.7-2.5x ONNX Runtime on CPUs).
+# The order auto takes where nothing is measured (GPUs, -m none, one usable backend, docker):
+# fastest first in benchmarks/results on most CPUs; on the CPU ffsr.backend_choice measures.
 AUTO_ORDER = {"cpu": ("openvino", "onnx", "torch", "tensorflow"), "cuda": ("onnx", "torch")}
 
 
 def choose_backend(requested: str, cards: Sequence[ModelCard], caps: Capabilities,
-                   device: str = "cpu") -> str:
-    """'auto': the fastest backend for ``device`` that every model has and ffmpeg runs."""
+                   device: str = "cpu", ffmpeg: Path | None = None, precision: str = "auto",
+                   log: Callable[[str], None] = lambda _: None) -> str:
+    """'auto': the fastest backend for ``device`` that every model has and ffmpeg runs: on
+    the CPU, given the ``ffmpeg`` that will run the models, measured once (ffsr.backend_choice)."""
+    if requested == "auto" and device == "cpu" and cards and ffmpeg is not None:
+        from ffsr.backend_choice import fastest_backend
+
+        if measured := fastest_backend(cards, ffmpeg, caps, AUTO_ORDER["cpu"], precision, log):
+            return measured
     candidates = [requested] if requested != "auto" else list(AUTO_ORDER.get(device, ("onnx",)))
     for name in candidates:
         get_backend(name)
@@ -218,7 +226,8 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         choice = choose_ffmpeg(needs_backends(req.backend, req.y_form, cards))
         caps = capabilities(choice.ffmpeg)
     backend = choose_backend(requested_backend(req.backend, req.y_form, cards), cards, caps,
-                             req.device)
+                             req.device, choice.ffmpeg if req.runtime == "local" else None,
+                             req.precision, log)
     check_model_files(cards, backend)
     precision = resolve_precision(req.precision, backend, req.device, cards)
     if req.device in GPU_DEVICES and not get_backend(backend).gpu_log_pattern:
