@@ -151,8 +151,9 @@ def convert_model_cmd(
 ModelOpt = Annotated[list[str], typer.Option("--model", "-m", help=(
     "Model name (zoo or converted) or card path; repeat to chain models, e.g. a 1x "
     "clean-up model then a 2x model; none: no model, only --fps."), autocompletion=model_names)]
-BackendOpt = Annotated[str, typer.Option(help="DNN backend: auto (the fastest this machine "
-                                               "runs), openvino, onnx, torch or tensorflow.")]
+BackendOpt = Annotated[str, typer.Option(help="DNN backend: auto (on the CPU: the fastest for "
+                                               "the model here, measured once), openvino, onnx, "
+                                               "torch or tensorflow.")]
 PrecisionOpt = Annotated[str, typer.Option(help="Inference precision: auto (bf16 where the CPU "
                                                 "has bf16 units, with openvino, for models that "
                                                 "keep 50 dB in it), f32 or bf16.")]
