@@ -1,5 +1,6 @@
-"""`ffsr upscale --segments/--resume` at the terminal: one bar over all segments (with the
-workers' summed fps), then one for the join."""
+"""`ffsr upscale --segments/--resume` at the terminal: a bar for the whole-clip pre-pass
+where the graph has one, one over all segments (with the workers' summed fps), then one for
+the join."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from ffsr.upscale_job import UpscalePlan
 def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume: bool,
                      console: Console, executor: str = "local", ray_address: str | None = None,
                      gpus_per_segment: float | None = None) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from ffsr.segments.job import SegmentOptions, prepare_segments, run_segmented, work_folder
     from ffsr.segments.manifest import read_manifest
@@ -26,7 +34,18 @@ def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume:
     if jobs < 1:
         raise FfsrError("--jobs must be at least 1.")
     opts = SegmentOptions(segments, jobs, resume, executor, ray_address, gpus_per_segment)
-    prepared = prepare_segments(plan, opts)  # refusals before any bar appears
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar: list[TaskID] = []
+
+        def on_prepass(_: int, update: ProgressUpdate) -> None:
+            if not bar:  # only once it runs: refusals come before any bar
+                bar.append(progress.add_task("pre-pass (whole clip, once)",
+                                             total=plan.expected_frames, fps=0.0))
+            progress.update(bar[0], completed=update.frame, fps=update.fps)
+
+        prepared = prepare_segments(plan, opts, on_prepass)
     if executor == "none":
         todo = [s.index for s in prepared.segments if s.index not in prepared.done]
         folder = prepared.folder.absolute()
@@ -35,9 +54,7 @@ def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume:
                       "`ffsr segments render-k8s/render-slurm`), then this command with --resume "
                       "instead of --executor none to join.", highlight=False)
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(),
-                  console=console) as progress:
+    with Progress(*columns, console=console) as progress:
         bars = {"segments": progress.add_task(f"{segments} segments {plan.request.input.name}",
                                               total=plan.expected_frames, fps=0.0),
                 "join": progress.add_task("join", total=plan.expected_frames, fps=0.0)}

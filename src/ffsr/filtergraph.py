@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import PurePosixPath
@@ -196,7 +196,19 @@ def render_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
     for scaler in (opts.chroma_scaler, opts.final_scaler):
         if scaler not in SCALERS:
             raise FfsrError(f"Unknown scaler '{scaler}'; choose one of {', '.join(SCALERS)}.")
-    steps = [model_step(card, i, opts) for i, card in enumerate(cards)]
+    return _render([model_step(card, i, opts) for i, card in enumerate(cards)], cards, opts)
+
+
+def render_before_model(opts: GraphOptions) -> str:
+    """Only what runs before the first model (deinterlace, dedupe, interpolation when it
+    comes first), ending in ``null``: the part of render_graph's output that --segments runs
+    once over the whole clip (segments.prepass). Alpha, resizing and formats come later."""
+    return _render([], [], replace(opts, alpha=False, out_format=None, gif_palette=False,
+                                   width=None, height=None,
+                                   fps=None if opts.interpolate_after else opts.fps))
+
+
+def _render(steps: Sequence[ModelStep], cards: Sequence[ModelCard], opts: GraphOptions) -> str:
     rife_options = _rife_options(opts) if opts.fps and opts.interpolation == "rife" else ""
     dedupe_step = _dedupe_step(opts) if opts.dedupe and rife_options else ""
     total_scale = 1

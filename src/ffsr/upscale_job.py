@@ -86,6 +86,8 @@ class UpscalePlan:
     mounts: list[Mount] = field(default_factory=list)
     precision: str | None = None
     """What the plan asks the backend for (None: the model's own f32)."""
+    graph_options: GraphOptions | None = None
+    """What ``graph`` was rendered from (segments re-render parts of it: segments.prepass)."""
 
     def command_line(self) -> str:
         """The command as a user would paste it: final output path, no progress pipe."""
@@ -267,13 +269,14 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
     model_root = CONTAINER_MODELS if in_docker else None
     graph_cards = [replace(c, directory=Path(model_root) / c.name) if model_root else c
                    for c in cards]
-    graph = render_graph(graph_cards, GraphOptions(
+    graph_options = GraphOptions(
         backend=backend, device=req.device, precision=precision, y_form=req.y_form,
         chroma_scaler=req.chroma_scaler, fps=req.fps, interpolation=req.interpolation,
         interpolate_after=req.interpolate_after,
         width=req.width, height=req.height, deinterlace=req.deinterlace, dedupe=req.dedupe,
         alpha=alpha, gif_palette=kind.gif, in_label=f"0:{info.index}", out_label="vout",
-        interpolator_model=interpolator, input_rate=info.frame_rate))
+        interpolator_model=interpolator, input_rate=info.frame_rate)
+    graph = render_graph(graph_cards, graph_options)
     # One partial file per run: two runs writing the same output never share one.
     partial = output.with_name(f".{output.stem}.ffsr-partial-{os.getpid()}-{secrets.token_hex(3)}"
                                f"{output.suffix}")
@@ -324,7 +327,7 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         mounts = [Mount(req.input.resolve().parent, CONTAINER_IN, True)]
         mounts += model_mounts(cards)
     return UpscalePlan(req, cards, backend, info, graph, argv, output, partial, expected, notes,
-                       mounts, precision)
+                       mounts, precision, graph_options)
 
 
 def _interpolator(req: UpscaleRequest, info: VideoInfo, ffmpeg: Path,

@@ -30,6 +30,8 @@ class Task:
     argv: list[str]
     log: Path
     finish: Callable[[], None]
+    name: str = ""
+    """How a failure names it (default: "Segment <index>")."""
 
 
 class LocalExecutor:
@@ -96,5 +98,6 @@ class LocalExecutor:
             from ffsr.upscale_job import _first_error
 
             reason = _first_error(task.log.read_text(errors="replace"))
-            raise FfsrError(f"Segment {task.index} failed: {reason}", log_path=str(task.log))
+            raise FfsrError(f"{task.name or f'Segment {task.index}'} failed: {reason}",
+                            log_path=str(task.log))
         task.finish()

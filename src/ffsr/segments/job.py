@@ -30,6 +30,7 @@ from ffsr.segments.manifest import (
     source_identity,
     write_manifest,
 )
+from ffsr.segments.prepass import WORKER_LABEL, Split, needs_prepass, run_prepass, split_graph
 from ffsr.segments.temporal import refusal, with_context
 from ffsr.segments.work import segment_task
 from ffsr.segments.worker import Done, read_done
@@ -74,10 +75,13 @@ def refuse_unsupported(plan: UpscalePlan) -> None:
     """Segments are exact for per-frame graphs and RIFE (segments.temporal); the rest is
     refused in one sentence."""
     req = plan.request
-    why = refusal(req.fps, req.interpolation, req.dedupe, plan.info.frame_rate)
+    why = refusal(req.fps, req.interpolation, req.dedupe, plan.info.frame_rate,
+                  req.interpolate_after)
     if why:
         raise FfsrError(why)
-    temporal = [name for name, on in (("--deinterlace", req.deinterlace),
+    rife = bool(req.fps) and req.interpolation == "rife"
+    temporal = [name for name, on in (("--deinterlace with --interpolation rife",
+                                       req.deinterlace and rife),
                                       ("a .gif output (one palette for the whole clip)",
                                        plan.output.suffix.lower() == ".gif")) if on]
     if temporal:
@@ -92,38 +96,56 @@ def refuse_unsupported(plan: UpscalePlan) -> None:
         raise FfsrError("--segments needs a video file as input (not an image sequence).")
 
 
-def plan_segments(plan: UpscalePlan, count: int) -> tuple[list[Segment], dict[str, Any], int]:
+def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
+                  prepass: Path | None = None) -> tuple[list[Segment], dict[str, Any], int]:
     """The cut, the manifest and the start time (µs) the join subtracts: the file's, which
-    ffmpeg subtracts in the single-process run, where the segments keep absolute times."""
+    ffmpeg subtracts in the single-process run, where the segments keep absolute times.
+    With a pre-pass (segments.prepass) the segments cut its file instead of the input."""
+    req = plan.request
+    ffprobe = FfmpegChoice(Path(plan.argv[0]), "").ffprobe
+    source, stream = (prepass, 0) if prepass else (req.input, plan.info.index)
+    table = probe_frames(ffprobe, source, stream)
+    start = format_start(ffprobe, source)
+    segments = cut(table, count, start)
+    start_us = round(start * 1_000_000)
+    if prepass:  # its timestamps are the graph's own already: the input's start is gone
+        start_us = 0
+    elif req.fps:  # RIFE: context frames, the single-process time line, kept output slots
+        segments = with_context(segments, table, start, start_us, req.fps)
+    elif req.dedupe:  # mpdecimate once over the clip; workers select what it kept
+        segments = with_decisions(segments, table,
+                                  kept_pts(plan.argv[0], req.input, plan.info.index))
+    manifest = job_manifest(plan, segments)
+    manifest["requested_segments"] = count
+    # What a worker elsewhere needs (segments.work); resume compares the parts above.
+    manifest["worker"] = {"ffmpeg": plan.argv[0], "in_label": f"0:{plan.info.index}",
+                          "models": [str(c.path_for(plan.backend)) for c in plan.cards]}
+    if split and prepass:
+        manifest["worker"].update(source=str(prepass.resolve()), graph=split.rest,
+                                  in_label=WORKER_LABEL)
+    # The join's input timestamps: absolute (per-frame), or already the file's (RIFE,
+    # --dedupe's N/FRAME_RATE, the pre-pass).
+    return segments, manifest, 0 if req.fps or req.dedupe else start_us
+
+
+def job_manifest(plan: UpscalePlan, segments: list[Segment] | None) -> dict[str, Any]:
+    """What the job is made from (segments.manifest); without ``segments`` for the checks
+    a resume can make before the cut (before a pre-pass, which is not free)."""
     from ffsr import __version__
     from ffsr.ffmpeg_tools import binary_identity
     from ffsr.versions import ffmpeg_version
 
     req = plan.request
-    ffprobe = FfmpegChoice(Path(plan.argv[0]), "").ffprobe
-    table = probe_frames(ffprobe, req.input, plan.info.index)
-    start = format_start(ffprobe, req.input)
-    segments = cut(table, count, start)
-    start_us = round(start * 1_000_000)
-    if req.fps:  # RIFE: context frames, the single-process time line, kept output slots
-        segments = with_context(segments, table, start, start_us, req.fps)
-    elif req.dedupe:  # mpdecimate once over the clip; workers select what it kept
-        segments = with_decisions(segments, table,
-                                  kept_pts(plan.argv[0], req.input, plan.info.index))
     command = [("<output>" if a == str(plan.partial) else a) for a in plan.argv[1:]]
     manifest = build_manifest(
-        source=source_identity(req.input, plan.info.duration), segments=segments,
+        source=source_identity(req.input, plan.info.duration), segments=segments or [],
         graph=plan.graph, command=command,
         models={c.name: c.file_for(plan.backend).sha256 for c in plan.cards},
         ffsr_version=str(__version__),
         ffmpeg={"version": ffmpeg_version(), "binary": binary_identity(Path(plan.argv[0]))})
-    manifest["requested_segments"] = count
-    # What a worker elsewhere needs (segments.work); resume compares the parts above.
-    manifest["worker"] = {"ffmpeg": plan.argv[0], "in_label": f"0:{plan.info.index}",
-                          "models": [str(c.path_for(plan.backend)) for c in plan.cards]}
-    # The join's input timestamps: absolute (per-frame), or already the file's (RIFE,
-    # --dedupe's N/FRAME_RATE).
-    return segments, manifest, 0 if req.fps or req.dedupe else start_us
+    if segments is None:
+        del manifest["segments"]
+    return manifest
 
 
 @dataclass
@@ -139,9 +161,13 @@ class Prepared:
     started: float
 
 
-def prepare_segments(plan: UpscalePlan, opts: SegmentOptions) -> Prepared:
-    """Every check and refusal before any work: cut, manifest, what a resume keeps."""
+def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
+                     on_prepass: Callable[[int, ProgressUpdate], None] | None = None) -> Prepared:
+    """Every check and refusal before the segments: the pre-pass where the graph has one,
+    cut, manifest, what a resume keeps."""
     refuse_unsupported(plan)
+    if needs_prepass(plan):
+        split_graph(plan)  # -m none and unsplittable graphs refuse before any work
     if opts.executor not in EXECUTORS:
         raise FfsrError(f"Unknown executor '{opts.executor}'; choose {', '.join(EXECUTORS)}.")
     if opts.executor == "ray":
@@ -149,11 +175,10 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions) -> Prepared:
 
         require_ray()
     started = time.monotonic()
-    segments, manifest, start_us = plan_segments(plan, opts.segments)
     folder = work_folder(plan.output)
     notes: list[str] = []
-    if opts.resume:
-        check_resumable(read_manifest(folder), manifest, folder)
+    if opts.resume:  # before any work: a changed input or option refuses at once
+        check_resumable(read_manifest(folder), job_manifest(plan, None), folder)
     elif folder.exists():
         finished = len(list(folder.glob("segment-*.done.json")))
         if finished and not plan.request.overwrite:  # hours of work are never thrown away silently
@@ -161,6 +186,11 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions) -> Prepared:
                             "pass --resume to keep them or --overwrite to start over.")
         shutil.rmtree(folder)
     folder.mkdir(exist_ok=True)
+    split = split_graph(plan) if needs_prepass(plan) else None
+    prepass = run_prepass(plan, split, folder, on_prepass) if split else None
+    segments, manifest, start_us = plan_segments(plan, opts.segments, split, prepass)
+    if opts.resume:
+        check_resumable(read_manifest(folder), manifest, folder)
     write_manifest(folder, manifest)
     done: dict[int, Done] = {}
     for seg in segments:
@@ -208,7 +238,8 @@ def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress
                      for s in todo]
             LocalExecutor(opts.jobs).run(tasks, progress)
     ordered = [done[s.index] for s in p.segments]
-    joined = replace(plan, argv=join_argv(plan.argv, plan.graph, folder, ordered, p.start_us))
+    joined = replace(plan, argv=join_argv(plan.argv, plan.graph, folder, ordered, p.start_us,
+                                                 plan.request.fps))
     result = run_upscale(joined, (lambda u: on_progress("join", u)) if on_progress else None)
     shutil.rmtree(folder, ignore_errors=True)
     result = replace(result, seconds=time.monotonic() - p.started)

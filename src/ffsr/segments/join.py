@@ -14,6 +14,7 @@ first, so every frame leaves the filter with its original absolute timestamp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 from ffsr.errors import FfsrError
@@ -49,8 +50,12 @@ def join_graph(done: Sequence[Done], first_input: int, start_us: int) -> str:
 
 
 def join_argv(argv: Sequence[str], graph: str, folder: Path, done: Sequence[Done],
-              start_us: int) -> list[str]:
-    """The single-process command with the segments as inputs 1… feeding [vout]."""
+              start_us: int, rate: Fraction | None = None) -> list[str]:
+    """The single-process command with the segments as inputs 1… feeding [vout]. With
+    --fps, ``rate`` is told to the encoder: in the single process the graph's last filter
+    gives it, while the segments' millisecond timestamps would make ffmpeg guess one
+    (59.94 from 1001/60000 s frames rounded to ms: 19001/317) whose time base moves some
+    frames by a millisecond."""
     out = list(argv)
     try:
         i = out.index("-i")
@@ -62,4 +67,6 @@ def join_argv(argv: Sequence[str], graph: str, folder: Path, done: Sequence[Done
     out[g + 1] = join_graph(done, 1, start_us)
     inputs = [a for k in range(len(done)) for a in ("-i", str(segment_file(folder, k)))]
     out[i + 2:i + 2] = inputs
+    if rate:
+        out[-1:-1] = ["-r:v", str(rate)]
     return out

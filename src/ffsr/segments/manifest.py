@@ -63,7 +63,8 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def check_resumable(saved: dict[str, Any] | None, now: dict[str, Any], folder: Path) -> None:
-    """One sentence for the first difference that makes the saved segments unusable."""
+    """One sentence for the first difference that makes the saved segments unusable
+    (``now`` without segments: the checks that need no cut)."""
     if saved is None:
         raise FfsrError(f"Nothing to resume: {folder} holds no readable manifest; run without "
                         "--resume.")
@@ -80,6 +81,7 @@ def check_resumable(saved: dict[str, Any] | None, now: dict[str, Any], folder: P
         raise FfsrError(f"The segments in {folder} were made by another ffsr or FFmpeg "
                         f"version; {fresh}.")
     if saved.get("graph") != now["graph"] or saved.get("command") != now["command"] or \
-            saved.get("segments") != now["segments"] or saved.get("format") != FORMAT:
+            saved.get("segments") != now.get("segments", saved.get("segments")) or \
+            saved.get("format") != FORMAT:
         raise FfsrError(f"The segments in {folder} were made with other options (filter graph, "
                         f"encoder or --segments); {fresh}.")

@@ -8,10 +8,10 @@ the interpolation phase are the same), runs the whole graph and keeps only the o
 frames in its half-open interval of the output time line. Each boundary lies halfway
 between two output slots, so no rounding can move a frame across it.
 
-Refused, one sentence each (``refusal``): minterpolate (its EPZS motion search starts from
-the previous frames' motion vectors, so every output depends on the whole history before
-it), the other `--fps` interpolators, and `--dedupe` together with `--fps` (plain
-`--dedupe`: segments.dedupe).
+The other `--fps` interpolators (minterpolate's EPZS motion search starts from the previous
+frames' vectors, so every output depends on the whole history before it) run once over the
+whole clip in a pre-pass (segments.prepass). Refused, one sentence each (``refusal``): those
+interpolators after upscaling, and `--dedupe` with RIFE (plain `--dedupe`: segments.dedupe).
 """
 
 from __future__ import annotations
@@ -75,21 +75,19 @@ def with_context(segments: list[Segment], table: FrameTable, start_time: Fractio
 
 
 def refusal(fps: Fraction | None, interpolation: str, dedupe: bool,
-            input_rate: Fraction | None) -> str | None:
-    """Why --segments cannot run these temporal options exactly; None: it can."""
-    if dedupe and fps:
-        return ("--segments cannot be combined with --dedupe and --fps together yet (the "
-                "interpolator's context across a cut would be frames mpdecimate dropped); "
-                "run without --segments.")
-    if fps and interpolation == "minterpolate":
-        return ("--segments cannot be combined with --fps through minterpolate: its motion "
-                "search starts from the previous frames' motion vectors, so no cut can "
-                "reproduce the single-process frames; use --interpolation rife or run "
-                "without --segments.")
+            input_rate: Fraction | None, interpolate_after: bool = False) -> str | None:
+    """Why --segments cannot run these temporal options exactly; None: it can (RIFE here,
+    the other interpolators through segments.prepass)."""
+    if fps and interpolate_after and interpolation != "rife":
+        return (f"--segments cannot be combined with --interpolate-after through "
+                f"{interpolation} yet (the interpolator would have to run in the join); "
+                "interpolate before upscaling or run without --segments.")
     if fps and interpolation != "rife":
-        return (f"--segments cannot be combined with --fps through {interpolation} yet "
-                "(exactness at the cuts is proven for --interpolation rife only); run without "
-                "--segments.")
+        return None  # the whole-clip pre-pass (segments.prepass)
+    if dedupe and fps:
+        return ("--segments cannot be combined with --dedupe and --interpolation rife together "
+                "yet (RIFE's context across a cut would be frames mpdecimate dropped); run "
+                "without --segments.")
     if fps and (not input_rate or fps != 2 * input_rate):
         return ("--segments with --interpolation rife is proven for doubling the input's "
                 "frame rate only (the cuts follow that graph's odd/even output slots); run "

@@ -66,8 +66,9 @@ def segment_task(folder: Path, manifest: dict[str, Any], seg: Segment, ffmpeg: s
         os.replace(partial, segment_file(folder, seg.index))
         on_done(record_done(ffmpeg, ffprobe, folder, seg))
 
-    argv = worker_argv(ffmpeg, manifest["source"]["path"], manifest["graph"], info["in_label"],
-                       seg, partial)
+    # A pre-pass (segments.prepass) gives workers its file and the graph's per-frame rest.
+    argv = worker_argv(ffmpeg, info.get("source", manifest["source"]["path"]),
+                       info.get("graph", manifest["graph"]), info["in_label"], seg, partial)
     return Task(seg.index, argv, folder / f"segment-{seg.index:04d}.log", finish)
 
 
@@ -91,6 +92,10 @@ def _check_inputs(manifest: dict[str, Any]) -> str:
                         "storage at the same path on every worker.")
     if source_identity(source, saved["duration"]) != saved:
         raise FfsrError(f"The input {source} changed since the segments were planned; plan again.")
+    worker_source = Path(manifest["worker"].get("source", source))
+    if not worker_source.is_file():
+        raise FfsrError(f"This worker ({host}) cannot see the pre-pass file {worker_source}: mount "
+                        "the shared storage at the same path on every worker.")
     for model in manifest["worker"]["models"]:
         if not Path(model).is_file():
             raise FfsrError(f"This worker ({host}) cannot see the model file {model}: keep the "
