@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import Capabilities, binary_identity
@@ -108,19 +107,12 @@ def measure_fps(ffmpeg: Path, graph: str) -> float:
 
 
 def _cached_fps(path: Path, runs: dict[str, str | None]) -> dict[str, float] | None:
+    """The record's numbers; None where there is none, it cannot be read or does not fit."""
     try:
-        fps = {name: float(v) for name, v in read_record(path)["fps"].items()}
+        fps = {name: float(v) for name, v in json.loads(path.read_text())["fps"].items()}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     return fps if set(fps) == set(runs) and all(v > 0 for v in fps.values()) else None
-
-
-def read_record(path: Path) -> dict[str, Any]:
-    """A cached measurement (ValueError, OSError where there is none readable)."""
-    record = json.loads(path.read_text())
-    if not isinstance(record, dict):
-        raise ValueError(f"{path} holds no record")
-    return record
 
 
 def fastest(fps: dict[str, float]) -> str:
