@@ -218,3 +218,20 @@ def test_signal_stops_every_worker(clips: dict[str, Path], tmp_path: Path) -> No
     assert processes_mentioning(str(folder)) == []
     assert not out.exists()
     assert (folder / "manifest.json").is_file()
+
+
+def test_progress_shows_each_running_workers_fps(clips: dict[str, Path], tmp_path: Path) -> None:
+    """The segments bar's fps is the running workers' sum, and each is shown while several
+    run (a slow node or GPU stands out)."""
+    from ffsr.cli_segments import per_worker
+    from ffsr.progress import ProgressUpdate
+    from ffsr.segments.job import SegmentOptions, run_segmented
+    from ffsr.upscale_job import UpscaleRequest, plan_upscale
+
+    assert per_worker((12.14, 3.4)) == "(12.1 + 3.4)" and per_worker((5.0,)) == ""
+    updates: list[ProgressUpdate] = []
+    plan = plan_upscale(UpscaleRequest(clips["gop"], ["espcn"], output=tmp_path / "o.mp4"))
+    run_segmented(plan, SegmentOptions(3, jobs=2), lambda phase, u: updates.append(u)
+                  if phase == "segments" else None)
+    assert updates and updates[-1].frame == 100
+    assert all(abs(u.fps - sum(u.worker_fps)) < 1e-9 and len(u.worker_fps) <= 2 for u in updates)

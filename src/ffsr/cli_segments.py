@@ -1,6 +1,6 @@
 """`ffsr upscale --segments/--resume` at the terminal: a bar for the whole-clip pre-pass
-where the graph has one, one over all segments (with the workers' summed fps), then one for
-the join."""
+where the graph has one, one over all segments (the workers' summed fps, and each worker's
+while several run), then one for the join."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from rich.console import Console
 from ffsr.errors import FfsrError
 from ffsr.progress import ProgressUpdate
 from ffsr.upscale_job import UpscalePlan
+
+
+def per_worker(fps: tuple[float, ...]) -> str:
+    """Each running worker's speed, so a slow GPU or node shows ("(12.1 + 3.4)")."""
+    return f"({' + '.join(f'{f:.1f}' for f in fps)})" if len(fps) > 1 else ""
 
 
 def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume: bool,
@@ -35,14 +40,16 @@ def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume:
         raise FfsrError("--jobs must be at least 1.")
     opts = SegmentOptions(segments, jobs, resume, executor, ray_address, gpus_per_segment)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn())
+               TextColumn("{task.fields[fps]:>6.1f} fps"), TextColumn("{task.fields[workers]}"),
+               TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         bar: list[TaskID] = []
 
         def on_prepass(_: int, update: ProgressUpdate) -> None:
             if not bar:  # only once it runs: refusals come before any bar
                 bar.append(progress.add_task("pre-pass (whole clip, once)",
-                                             total=plan.expected_frames, fps=0.0))
+                                             total=plan.expected_frames, fps=0.0,
+                                             workers=""))
             progress.update(bar[0], completed=update.frame, fps=update.fps)
 
         prepared = prepare_segments(plan, opts, on_prepass)
@@ -56,11 +63,14 @@ def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume:
         return
     with Progress(*columns, console=console) as progress:
         bars = {"segments": progress.add_task(f"{segments} segments {plan.request.input.name}",
-                                              total=plan.expected_frames, fps=0.0),
-                "join": progress.add_task("join", total=plan.expected_frames, fps=0.0)}
+                                              total=plan.expected_frames, fps=0.0,
+                                              workers=""),
+                "join": progress.add_task("join", total=plan.expected_frames, fps=0.0,
+                                          workers="")}
 
         def on_progress(phase: str, update: ProgressUpdate) -> None:
-            progress.update(bars[phase], completed=update.frame, fps=update.fps)
+            progress.update(bars[phase], completed=update.frame, fps=update.fps,
+                            workers=per_worker(update.worker_fps))
 
         out = run_segmented(plan, opts, on_progress, prepared)
     for note in out.notes:

@@ -13,6 +13,8 @@ class ProgressUpdate:
     out_time_s: float
     speed: str
     done: bool
+    worker_fps: tuple[float, ...] = ()
+    """--segments: each running worker's fps (``fps`` is their sum)."""
 
 
 def parse_progress(lines: Iterable[str], on_update: Callable[[ProgressUpdate], None]) -> int:

@@ -213,10 +213,10 @@ def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress
     def progress(index: int, update: ProgressUpdate) -> None:
         current[index] = update
         if on_progress:
-            running = [u for u in current.values() if not u.done]
+            running = tuple(u.fps for u in current.values() if not u.done)
             on_progress("segments", ProgressUpdate(
-                base + sum(u.frame for u in current.values()), sum(u.fps for u in running),
-                0.0, "", False))
+                base + sum(u.frame for u in current.values()), sum(running), 0.0, "", False,
+                running))
 
     def finished(d: Done, index: int) -> None:
         done[index] = d

@@ -64,7 +64,7 @@ def segment_task(folder: Path, manifest: dict[str, Any], seg: Segment, ffmpeg: s
 
     def finish() -> None:
         os.replace(partial, segment_file(folder, seg.index))
-        on_done(record_done(ffmpeg, ffprobe, folder, seg))
+        on_done(record_done(ffprobe, folder, seg))
 
     # A pre-pass (segments.prepass) gives workers its file and the graph's per-frame rest.
     argv = worker_argv(ffmpeg, info.get("source", manifest["source"]["path"]),
