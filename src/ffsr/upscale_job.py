@@ -405,7 +405,7 @@ def _run(plan: UpscalePlan, req: UpscaleRequest, log_path: Path, started: float,
                     os.replace(staging / plan.partial.name, plan.partial)
         else:
             result = run_local(plan.argv, log_path, on_progress)
-        _check_result(plan, result.returncode, result.frames, result.log, log_path)
+        check_result(plan, result.returncode, result.frames, result.log, log_path)
         publish(plan.partial, plan.output, req.overwrite)
     except BaseException:
         plan.partial.unlink(missing_ok=True)
@@ -435,7 +435,7 @@ def publish(partial: Path, output: Path, overwrite: bool) -> None:
     partial.unlink()
 
 
-def _check_result(plan: UpscalePlan, rc: int, frames: int, log: str, log_path: Path) -> None:
+def check_result(plan: UpscalePlan, rc: int, frames: int, log: str, log_path: Path) -> None:
     if rc != 0:
         reason = _first_error(log)
         raise FfsrError(f"ffmpeg failed: {reason}", log_path=str(log_path))

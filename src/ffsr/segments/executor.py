@@ -32,6 +32,10 @@ class Task:
     finish: Callable[[], None]
     name: str = ""
     """How a failure names it (default: "Segment <index>")."""
+    starts_after: threading.Event | None = None
+    """Wait for this before starting (the join waits for the first segment)."""
+    late_argv: Callable[[], list[str]] | None = None
+    """The command, made once ``starts_after`` is set, where it needs what happened before."""
 
 
 class LocalExecutor:
@@ -69,14 +73,19 @@ class LocalExecutor:
             stop_process(proc)
 
     def _one(self, task: Task, on_progress: Callable[[int, ProgressUpdate], None] | None) -> None:
+        if task.starts_after is not None:
+            while not task.starts_after.wait(0.05):
+                if self._stopping.is_set():
+                    return
         if self._stopping.is_set():
             return
+        argv = task.late_argv() if task.late_argv else task.argv
         with open(task.log, "w") as log:
             try:
-                proc = subprocess.Popen(task.argv, stdout=subprocess.PIPE, stderr=log, text=True,
+                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True,
                                         stdin=subprocess.DEVNULL, preexec_fn=die_with_parent())
             except OSError as e:
-                raise FfsrError(f"Cannot start {task.argv[0]}: {e.strerror}.") from e
+                raise FfsrError(f"Cannot start {argv[0]}: {e.strerror}.") from e
             with self._lock:
                 self._procs[task.index] = proc
             try:

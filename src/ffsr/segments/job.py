@@ -22,7 +22,7 @@ from ffsr.progress import ProgressUpdate
 from ffsr.segments.dedupe import kept_pts, with_decisions
 from ffsr.segments.executor import LocalExecutor
 from ffsr.segments.frames import Segment, cut, format_start, probe_frames
-from ffsr.segments.join import join_argv
+from ffsr.segments.join import Relay, join_task, progress_router
 from ffsr.segments.manifest import (
     build_manifest,
     check_resumable,
@@ -34,7 +34,7 @@ from ffsr.segments.prepass import WORKER_LABEL, Split, needs_prepass, run_prepas
 from ffsr.segments.temporal import refusal, with_context
 from ffsr.segments.work import segment_task
 from ffsr.segments.worker import Done, read_done
-from ffsr.upscale_job import UpscalePlan, UpscaleResult, run_upscale
+from ffsr.upscale_job import UpscalePlan, UpscaleResult
 
 Progress = Callable[[str, ProgressUpdate], None]
 """(phase, update): phase "segments" counts frames over all segments, then "join"."""
@@ -209,6 +209,8 @@ def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress
     todo = [s for s in p.segments if s.index not in done]
     base = sum(d.frames for d in done.values())
     current: dict[int, ProgressUpdate] = {}
+    joined: list[ProgressUpdate] = []
+    results: list[UpscaleResult] = []
 
     def progress(index: int, update: ProgressUpdate) -> None:
         current[index] = update
@@ -218,29 +220,47 @@ def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress
                 base + sum(u.frame for u in current.values()), sum(running), 0.0, "", False,
                 running))
 
+    def join_progress(update: ProgressUpdate) -> None:
+        joined.append(update)
+        if on_progress:
+            on_progress("join", update)
+
+    relay = Relay(folder, [s.index for s in p.segments])
+    for index in done:  # kept by --resume: the join may take them at once
+        relay.ready(index)
+
     def finished(d: Done, index: int) -> None:
         done[index] = d
+        relay.ready(index)
         progress(index, ProgressUpdate(d.frames, 0.0, 0.0, "", True))
 
+    join = join_task(plan, relay, done, p.start_us, results.append,
+                     lambda: joined[-1].frame if joined else 0)
+    route = progress_router(progress, join_progress)
     from ffsr.signals import stop_on_signals
 
-    with stop_on_signals():
-        if opts.executor == "ray":
-            from ffsr.segments.ray_executor import RayExecutor
+    plan.partial.unlink(missing_ok=True)
+    try:
+        with stop_on_signals():
+            if opts.executor == "ray":  # the segments there, then the join here
+                from ffsr.segments.ray_executor import RayExecutor
 
-            gpus = opts.gpus_per_segment
-            if gpus is None:
-                gpus = 1.0 if plan.request.device == "cuda" else 0.0
-            RayExecutor(opts.ray_address, gpus).run(folder, [s.index for s in todo], finished)
-        else:
-            ffmpeg = plan.argv[0]
-            tasks = [segment_task(folder, p.manifest, s, ffmpeg, partial(finished, index=s.index))
-                     for s in todo]
-            LocalExecutor(opts.jobs).run(tasks, progress)
-    ordered = [done[s.index] for s in p.segments]
-    joined = replace(plan, argv=join_argv(plan.argv, plan.graph, folder, ordered, p.start_us,
-                                                 plan.request.fps))
-    result = run_upscale(joined, (lambda u: on_progress("join", u)) if on_progress else None)
+                gpus = opts.gpus_per_segment
+                if gpus is None:
+                    gpus = 1.0 if plan.request.device == "cuda" else 0.0
+                RayExecutor(opts.ray_address, gpus).run(folder, [s.index for s in todo], finished)
+                LocalExecutor(1).run([join], route)
+            else:  # the join starts with the first segment done and encodes beside the rest
+                ffmpeg = plan.argv[0]
+                tasks = [segment_task(folder, p.manifest, s, ffmpeg,
+                                      partial(finished, index=s.index)) for s in todo]
+                LocalExecutor(opts.jobs + 1).run([join, *tasks], route)
+    finally:
+        relay.stop()
+        plan.partial.unlink(missing_ok=True)  # published (renamed) when the join succeeded
+    if not results:
+        raise FfsrError("The join was stopped before it finished.")
     shutil.rmtree(folder, ignore_errors=True)
-    result = replace(result, seconds=time.monotonic() - p.started)
+    result = replace(results[0], seconds=time.monotonic() - p.started)
+    ordered = [done[s.index] for s in p.segments]
     return SegmentedResult(result, len(p.segments), [s.index for s in todo], p.notes, ordered)
