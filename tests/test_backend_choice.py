@@ -107,3 +107,15 @@ def test_an_unreadable_record_is_measured_again(env: dict[str, str], clips: Path
     again = ffsr(env, "graph", "-m", "espcn")
     assert "measured once" in again.stderr and "Traceback" not in again.stderr, again.stderr
     assert set(json.loads(path.read_text())["fps"]) == {"openvino", "onnx"}
+
+
+def test_a_failing_measurement_says_why(ffmpeg_bin: Path, tmp_path: Path) -> None:
+    """A candidate ffmpeg cannot run raises ffmpeg's reason (fastest_backend logs it and that
+    backend loses) instead of hanging or counting as fast."""
+    from ffsr.backend_choice import measure_fps
+    from ffsr.errors import FfsrError
+
+    missing = tmp_path / "missing.onnx"
+    with pytest.raises(FfsrError) as e:
+        measure_fps(ffmpeg_bin, f"dnn_processing=dnn_backend=onnx:model={missing}:input=x:output=y")
+    assert "Failed to create ONNX session" in e.value.message and str(missing) in e.value.message, e

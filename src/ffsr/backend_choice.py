@@ -36,6 +36,7 @@ from ffsr.memory_probe import cache_file, chain_graph, chain_steps, synthetic_in
 from ffsr.model_card import ModelCard
 from ffsr.precision import cpu_flags, cpuinfo, resolve_precision
 from ffsr.signals import die_with_parent
+from ffsr.upscale_job import _first_error  # ffmpeg's log read as for a failed job
 
 PROBE = (320, 180)
 WARMUP_FRAMES = 2
@@ -77,7 +78,7 @@ def record_path(cards: Sequence[ModelCard], runs: dict[str, str | None], ffmpeg:
 
 def measure_fps(ffmpeg: Path, graph: str) -> float:
     """Frames per second of ``graph`` on PROBE-sized frames once the first WARMUP_FRAMES are
-    out; FfsrError with ffmpeg's reason when it fails."""
+    out; FfsrError with ffmpeg's first error (the cause) when it fails."""
     argv = [str(ffmpeg), "-nostdin", "-v", "error", "-progress", "pipe:1", "-stats_period", "0.05",
             *synthetic_input(*PROBE), "-vf", graph, "-f", "null", "-"]
     with tempfile.TemporaryFile() as err:
@@ -101,9 +102,9 @@ def measure_fps(ffmpeg: Path, graph: str) -> float:
             proc.kill()
             proc.wait()
         err.seek(0)
-        lines = [ln.split("] ", 1)[-1] for ln in err.read().decode(errors="replace").splitlines()
-                 if ln.strip()]
-    raise FfsrError(lines[-1] if lines else f"ffmpeg stopped (exit status {proc.returncode})")
+        log = err.read().decode(errors="replace")
+    raise FfsrError(_first_error(log) if log.strip() else
+                    f"ffmpeg stopped (exit status {proc.returncode})")
 
 
 def _cached_fps(path: Path, runs: dict[str, str | None]) -> dict[str, float] | None:
