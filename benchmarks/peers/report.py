@@ -49,6 +49,8 @@ class PeerRow:
     frames: int
     ms: list[Measurement] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    auto: str | None = None
+    """The column `--backend auto` runs on this machine (ffsr.backend_choice's measurement)."""
 
     def get(self, label: str) -> Measurement | None:
         return next((m for m in self.ms if m.label == label), None)
@@ -98,6 +100,24 @@ def time_row(tools: bench.Tools, peer: peer_env.PeerEnv, row: PeerRow, clip: Pat
     row.ms += [bench.best_of(r) for r in runs.values() if r]
 
 
+def auto_column(tools: bench.Tools, card: ModelCard, log: Callable[[str], None]) -> str | None:
+    """The column that ffsr's default runs: the backend `--backend auto` measures fastest on
+    this machine (cached like a user's run) at the precision `--precision auto` takes."""
+    from ffsr.backend_choice import fastest_backend
+    from ffsr.precision import resolve_precision
+    from ffsr.upscale_job import AUTO_ORDER
+
+    caps = capabilities(tools.ffmpeg)
+    choice = fastest_backend([card], tools.ffmpeg, caps, AUTO_ORDER["cpu"], "auto", log)
+    if choice is None:
+        choice = next((b for b in AUTO_ORDER["cpu"] if b in caps.dnn_backends
+                       and b in card.files), None)
+    if choice is None:
+        return None
+    precision = resolve_precision("auto", choice, "cpu", [card])
+    return f"ffsr {choice}" + (f" {precision}" if precision else "")
+
+
 def _fps(m: Measurement | None) -> str:
     if m is None:
         return "–"
@@ -114,7 +134,8 @@ def throughput_table(rows: Sequence[PeerRow]) -> str:
     ffsr_cols = list(dict.fromkeys(m.label for r in rows for m in r.ms if m.path == "ffsr"))
     ffsr_cols += [k for r in rows for k in r.failed if k.startswith("ffsr") and k not in ffsr_cols]
     head = ("model", "input → output", "frames", *ffsr_cols, *PEER_PATHS,
-            "ffsr best ÷ vs-mlrt ov", "ffsr best ÷ ffsr onnx")
+            "ffsr default (auto's pick) ÷ vs-mlrt ov", "ffsr best ÷ vs-mlrt ov",
+            "ffsr best ÷ ffsr onnx")
     out = []
     for r in rows:
         w, h = r.size
@@ -127,8 +148,11 @@ def throughput_table(rows: Sequence[PeerRow]) -> str:
         cells = [_fps(r.get(c)) if c not in r.failed else "failed" for c in ffsr_cols]
         peers = [_fps(r.get(c)) if c not in r.failed else "failed" for c in PEER_PATHS]
         best_name = f" ({best.label.removeprefix('ffsr ')})" if best else ""
+        auto = r.get(r.auto) if r.auto else None
+        auto_name = f" ({auto.label.removeprefix('ffsr ')})" if auto and ov else ""
         out.append((r.card.name, f"{w}×{h} → {w * s}×{h * s}", r.frames, *cells, *peers,
-                    ratio(best, ov) + (best_name if ov else ""), ratio(best, onnx)))
+                    ratio(auto, ov) + auto_name, ratio(best, ov) + (best_name if ov else ""),
+                    ratio(best, onnx)))
     return markdown_table(head, out)
 
 
@@ -162,6 +186,7 @@ def section(tools: bench.Tools, log: Callable[[str], None], frames: int = 40,
     peer = peer_env.ensure(log)
     versions = vsmlrt.peer_versions(peer)
     cards = {c.name: c for c in resolve_cards([m for m, _ in plans], log)}
+    autos = {name: auto_column(tools, card, log) for name, card in cards.items()}
     src = source_clip()
     start = SOURCE_START.get(src.name, 0.0)
     rows: list[PeerRow] = []
@@ -174,7 +199,7 @@ def section(tools: bench.Tools, log: Callable[[str], None], frames: int = 40,
             for w, h in sizes:
                 clip = vsmlrt.make_y4m(tools.ffmpeg, src, tmp / f"in_{w}x{h}.y4m", w, h, frames,
                                        start)
-                row = PeerRow(cards[model], (w, h), frames)
+                row = PeerRow(cards[model], (w, h), frames, auto=autos[model])
                 log(f"peers: {model} {w}×{h}")
                 time_row(tools, peer, row, clip, backends, log, repeats)
                 rows.append(row)
