@@ -136,6 +136,7 @@ def fastest_backend(cards: Sequence[ModelCard], ffmpeg: Path, caps: Capabilities
         log(f"backend auto: {choice} (cached choice, measured on this CPU at {size}: "
             f"{_numbers(fps)})")
         return choice
+    log(f"timing {' and '.join(runs)} on this CPU for --backend auto (once per model and build)…")
     fps, failed = {}, {}
     for name, prec in runs.items():
         try:
