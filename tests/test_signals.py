@@ -47,15 +47,21 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -> Pat
     return clip
 
 
+def default_stop_signals() -> None:
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def start_upscale(clip: Path, out: Path, *extra: str) -> tuple[subprocess.Popen[str], list[int]]:
     """`ffsr upscale` in its own session, once its ffmpeg is writing the partial output;
     returns the process and the pids of what writes that output."""
-    # As from a terminal: a suite started under nohup passes SIGHUP on ignored, and ffsr
-    # rightly keeps an ignored signal ignored (signals._replaceable).
+    # As from a terminal: a suite started under nohup (SIGHUP) or as a background job of a
+    # script (SIGINT) passes those signals on ignored, and ffsr rightly keeps an ignored
+    # signal ignored (signals._replaceable).
     proc = subprocess.Popen([sys.executable, "-m", "ffsr", "upscale", str(clip), "-m", "espcn",
                              "-o", str(out), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+                            preexec_fn=default_stop_signals)
     marker = f".{out.stem}.ffsr-partial"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
