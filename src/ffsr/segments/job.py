@@ -166,8 +166,8 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
     """Every check and refusal before the segments: the pre-pass where the graph has one,
     cut, manifest, what a resume keeps."""
     refuse_unsupported(plan)
-    if needs_prepass(plan):
-        split_graph(plan)  # -m none and unsplittable graphs refuse before any work
+    # -m none and unsplittable graphs refuse here, before any work
+    split = split_graph(plan) if needs_prepass(plan) else None
     if opts.executor not in EXECUTORS:
         raise FfsrError(f"Unknown executor '{opts.executor}'; choose {', '.join(EXECUTORS)}.")
     if opts.executor == "ray":
@@ -186,7 +186,6 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
                             "pass --resume to keep them or --overwrite to start over.")
         shutil.rmtree(folder)
     folder.mkdir(exist_ok=True)
-    split = split_graph(plan) if needs_prepass(plan) else None
     prepass = run_prepass(plan, split, folder, on_prepass) if split else None
     segments, manifest, start_us = plan_segments(plan, opts.segments, split, prepass)
     if opts.resume:

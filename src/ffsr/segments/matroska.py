@@ -77,14 +77,10 @@ def children(payload: bytes) -> Iterator[tuple[Element, bytes]]:
         yield el, f.read(el.size)
 
 
-def _encode(ident_header: bytes, payload: bytes) -> bytes:
-    """An element with ``ident_header``'s ID and an 8-byte size for ``payload``."""
-    ident = _vint_len(ident_header[0])
-    return ident_header[:ident] + (0x01 << 56 | len(payload)).to_bytes(8, "big") + payload
-
-
-def _vint_len(first: int) -> int:
-    return 9 - first.bit_length()
+def _element(ident: int, payload: bytes) -> bytes:
+    """An element with ID ``ident`` and an 8-byte size for ``payload``."""
+    return (ident.to_bytes((ident.bit_length() + 7) // 8, "big")
+            + (0x01 << 56 | len(payload)).to_bytes(8, "big") + payload)
 
 
 def _without(payload: bytes, drop: set[int]) -> bytes:
@@ -149,8 +145,7 @@ def stream_header(first: SegmentFile) -> bytes:
     not the first segment's) and the first segment's Tracks."""
     info = _without(first.info, {DURATION, CRC32})
     return (first.ebml + SEGMENT.to_bytes(4, "big") + UNKNOWN_SIZE
-            + _encode(INFO.to_bytes(4, "big"), info) + _encode(TRACKS.to_bytes(4, "big"),
-                                                                 first.tracks))
+            + _element(INFO, info) + _element(TRACKS, first.tracks))
 
 
 def write_clusters(path: Path, seg: SegmentFile, out: BinaryIO) -> None:
