@@ -34,6 +34,7 @@ from ffsr.ffmpeg_build import COMPLETE_MARKER
 from ffsr.ffmpeg_tools import capabilities
 from ffsr.model_card import ModelCard
 from ffsr.paths import SHARED_DATA_DIR, ffmpeg_builds_dir
+from ffsr.precision import cpu_has_bf16
 from ffsr.upscale_job import resolve_cards
 
 HERE = Path(__file__).resolve().parent
@@ -365,6 +366,7 @@ def peers_only(args: argparse.Namespace, tools: bench.Tools, measure: Callable[[
     text = measure()
     date = datetime.date.today().isoformat()
     quick = " --quick" if args.quick else ""
+    quick += f" --peer-repeats {args.peer_repeats}" if args.peer_repeats != 1 else ""
     report = "\n".join([
         f"# ffsr against vs-mlrt, CPU, {date}", "",
         *[f"- {line}" for line in machine()],
@@ -375,7 +377,9 @@ def peers_only(args: argparse.Namespace, tools: bench.Tools, measure: Callable[[
         text,
     ])
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"cpu-peers-{date}{'-quick' if args.quick else ''}.md"
+    # A CPU with bf16 units gives different numbers from one without: keep both reports.
+    kind = "-bf16" if cpu_has_bf16() else ""
+    path = args.out / f"cpu-peers-{date}{kind}{'-quick' if args.quick else ''}.md"
     path.write_text(report)
     print(report)
     log(f"wrote {path}")
