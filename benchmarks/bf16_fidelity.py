@@ -3,7 +3,8 @@
 On a CPU with bf16 units `--precision auto` runs OpenVINO models in bf16. This runs the
 command a user types, `ffsr upscale CLIP -m MODEL --backend openvino --precision bf16|f32`,
 on the first frames of every clip in `../shared/data/clips`, and compares the two outputs
-with FFmpeg's `psnr` filter (all planes: Y, U, V or R, G, B; per frame). The bar is 50 dB on every clip.
+with FFmpeg's `psnr` filter (all planes: Y, U, V or R, G, B; per frame). The bar is 50 dB
+on every clip.
 
     .venv/bin/python benchmarks/bf16_fidelity.py [--frames 8] [--models espcn,realesr-animevideov3]
 """
@@ -19,10 +20,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ffsr.paths import SHARED_DATA_DIR
 from ffsr.precision import cpu_has_bf16, cpuinfo
 
 HERE = Path(__file__).resolve().parent
-CLIPS = HERE.parent.parent / "shared" / "data" / "clips"
+CLIPS = SHARED_DATA_DIR / "clips"
 FFSR = Path(sys.executable).with_name("ffsr")
 PSNR_LINE = re.compile(r"PSNR (?:\w+:\S+ )+average:(\S+) min:\S+ max:\S+")  # y u v or r g b
 FRAME_PSNR = re.compile(r"psnr_avg:(\S+)")

@@ -365,14 +365,14 @@ def peers_only(args: argparse.Namespace, tools: bench.Tools, measure: Callable[[
     load_before = load()
     text = measure()
     date = datetime.date.today().isoformat()
-    quick = " --quick" if args.quick else ""
-    quick += f" --peer-repeats {args.peer_repeats}" if args.peer_repeats != 1 else ""
+    flags = " --quick" if args.quick else ""
+    flags += f" --peer-repeats {args.peer_repeats}" if args.peer_repeats != 1 else ""
     report = "\n".join([
         f"# ffsr against vs-mlrt, CPU, {date}", "",
         *[f"- {line}" for line in machine()],
         f"- {ffmpeg_versions(tools)}",
         f"- Load average before / after: {load_before} / {load()}.",
-        f"- Command: `.venv/bin/python benchmarks/run.py --peers only{quick}`, took "
+        f"- Command: `.venv/bin/python benchmarks/run.py --peers only{flags}`, took "
         f"{(time.monotonic() - started) / 60:.1f} min.", "",
         text,
     ])
