@@ -1,7 +1,7 @@
 """FFmpeg's OpenVINO backend as ffsr builds it: dynamic-shape ONNX models load (patch
 0006), precision/streams/threads reach OpenVINO and the log says what ran (patch 0007),
-and the pixels match the model run in its own framework: f32 within 1 level, bf16
-above 50 dB."""
+the output size is known without an inference (patch 0008), and the pixels match the
+model run in its own framework: f32 within 1 level, bf16 above 50 dB."""
 
 from __future__ import annotations
 
@@ -71,6 +71,24 @@ def test_odd_frame_sizes(ffmpeg_bin: Path, espcn_files: dict[str, Path], tmp_pat
                          vf="format=yuv420p,extractplanes=y")[..., 0]
     report = compare_8bit(got, onnx_reference(espcn_files["onnx"], planes))
     assert report.passes, report
+
+
+def test_no_inference_to_learn_the_output_size(ffmpeg_bin: Path, clips: Path,
+                                              espcn_files: dict[str, Path], tmp_path: Path) -> None:
+    """Patch 0008: the output size comes from the reshaped model, not from running it once on
+    a blank frame (serial start-up work: ~0.3 s for realesr-animevideov3 at 320x180). The
+    backend logs each inference's input at verbose level, so N frames must log N."""
+    out = tmp_path / "y.raw"
+    proc = subprocess.run(
+        [str(ffmpeg_bin), "-v", "verbose", "-hide_banner", "-y", "-i",
+         str(clips / "carphone_176x144.mp4"), "-frames:v", str(N),
+         "-vf", espcn_ov(espcn_files["onnx"], ":precision=f32") + ",extractplanes=y",
+         "-f", "rawvideo", "-pix_fmt", "gray", str(out)], capture_output=True, timeout=120)
+    log = proc.stderr.decode()
+    assert proc.returncode == 0, log[-800:]
+    assert "OpenVINO output size from the model: 352x288" in log, log[-800:]
+    assert log.count("OpenVINO model input:") == N, log[-1500:]
+    assert out.stat().st_size == N * 2 * W * 2 * H
 
 
 def test_precision_option_is_honoured(ffmpeg_bin: Path, clips: Path,
