@@ -100,6 +100,34 @@ def test_paths_with_special_characters_are_escaped_in_graphs() -> None:
     assert parse_option_value(value) == "/tmp/a:b, c'd[1]/m.onnx"
 
 
+def test_compiled_templates_are_cached_and_a_bad_entry_is_ignored(tmp_path: Path) -> None:
+    """Each `ffsr` start renders from Jinja's bytecode cache under FFSR_CACHE_DIR; a damaged
+    entry (a crash mid-write elsewhere, another Python) is recompiled, never trusted."""
+    import subprocess
+    import sys
+
+    code = ("from pathlib import Path; from ffsr.filtergraph import GraphOptions, render_graph; "
+            "from ffsr.model_card import ModelCard, ModelFile; "
+            "f = {'onnx': ModelFile('onnx', 'm.onnx', '0' * 64, channels=1)}; "
+            "print(render_graph([ModelCard('m', 'espcn', 2, 2, 'y', f, {}, 'MIT', Path('/m'))], "
+            "GraphOptions()))")
+    env = {"FFSR_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+
+    def render() -> str:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True)
+        assert out.returncode == 0, out.stderr[-800:]
+        return out.stdout
+
+    first = render()
+    entries = list((tmp_path / "jinja").glob("*.cache"))
+    assert entries and "dnn_processing" in first
+    assert render() == first  # from the cache
+    for e in entries:
+        e.write_bytes(e.read_bytes()[:40])  # truncated mid-write
+    assert render() == first
+
+
 def test_unknown_backend_and_device() -> None:
     with pytest.raises(FfsrError, match="Unknown DNN backend"):
         render_graph([card()], GraphOptions(backend="caffe"))

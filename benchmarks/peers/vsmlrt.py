@@ -206,6 +206,7 @@ class EndToEnd:
     psnr_y: float | None
     """PSNR of Y between the two outputs: the peer runs the same model on the same pixels."""
     encoder: str
+    repeats: int = 1
 
 
 def _chosen(command: str) -> str:
@@ -222,21 +223,34 @@ def psnr_y(ffmpeg: Path, a: Path, b: Path) -> float | None:
 
 
 def end_to_end(tools: Tools, peer: PeerEnv, clip: Path, card: ModelCard, size: tuple[int, int],
-               frames: int, tmp: Path) -> EndToEnd:
+               frames: int, tmp: Path, repeats: int = 1) -> EndToEnd:
     """`ffsr upscale clip -o x.mp4` against `vspipe -c y4m upscale.vpy - | ffmpeg ... y.mp4`
-    (vs-mlrt ov, the plain ffmpeg, ffsr's .mp4 encoder settings), wall clock each."""
+    (vs-mlrt ov, the plain ffmpeg, ffsr's .mp4 encoder settings), wall clock each; best of
+    ``repeats`` interleaved rounds, as the throughput columns (one 3-second job varies by
+    ±0.3 s from run to run on a shared 2-core VM)."""
     out_ffsr, out_peer = tmp / f"e2e_ffsr_{card.name}.mp4", tmp / f"e2e_vsmlrt_{card.name}.mp4"
     up = ffsr_cli() + ["upscale", str(clip), "-m", card.name, "-o", str(out_ffsr), "--overwrite"]
     dry = subprocess.run(up + ["--dry-run"], capture_output=True, text=True)
     chosen = _chosen(dry.stdout)
-    res = bench.run_measured(up)
-    bench.check_run(res, "ffsr upscale")
     enc = encoder_args(output_kind(out_peer), None, None, None, False, frozenset({"libx264"}))
     vspipe = [str(peer.vspipe), "-c", "y4m", str(SCRIPT), "-"]
     for k, v in script_args(clip, card, "ov", "yuv420p").items():
         vspipe += ["-a", f"{k}={v}"]
     encode = [str(tools.plain), "-hide_banner", "-v", "error", "-nostdin", "-y",
               "-f", "yuv4mpegpipe", "-i", "-", *enc, str(out_peer)]
+    ffsr_s: list[float] = []
+    peer_s: list[float] = []
+    for _ in range(repeats):
+        res = bench.run_measured(up)
+        bench.check_run(res, "ffsr upscale")
+        ffsr_s.append(res.wall_s)
+        peer_s.append(_vspipe_encode(vspipe, encode, peer))
+    return EndToEnd(card.name, size, frames, min(ffsr_s), chosen, min(peer_s),
+                    psnr_y(tools.ffmpeg, out_ffsr, out_peer), " ".join(enc), repeats)
+
+
+def _vspipe_encode(vspipe: list[str], encode: list[str], peer: PeerEnv) -> float:
+    """Wall seconds of `vspipe ... | ffmpeg ...`, both started as a shell pipe starts them."""
     started = time.monotonic()
     src = subprocess.Popen(vspipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=peer.env)
     sink = subprocess.Popen(encode, stdin=src.stdout, stderr=subprocess.PIPE)
@@ -244,12 +258,11 @@ def end_to_end(tools: Tools, peer: PeerEnv, clip: Path, card: ModelCard, size: t
     src.stdout.close()  # the encoder holds the pipe; vspipe sees EPIPE if it dies
     _, sink_err = sink.communicate()
     _, src_err = src.communicate()
-    peer_s = time.monotonic() - started
+    seconds = time.monotonic() - started
     if src.returncode or sink.returncode:
         raise FfsrError(f"vspipe | ffmpeg failed ({src.returncode}, {sink.returncode}): "
                         f"{(src_err + sink_err).decode(errors='replace')[-400:]}")
-    return EndToEnd(card.name, size, frames, res.wall_s, chosen, peer_s,
-                    psnr_y(tools.ffmpeg, out_ffsr, out_peer), " ".join(enc))
+    return seconds
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ it); ``run_upscale`` runs it into a temporary file that is renamed only on succe
 from __future__ import annotations
 
 import os
-import secrets
 import shlex
 import time
 from collections.abc import Callable, Sequence
@@ -278,7 +277,7 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
         interpolator_model=interpolator, input_rate=info.frame_rate)
     graph = render_graph(graph_cards, graph_options)
     # One partial file per run: two runs writing the same output never share one.
-    partial = output.with_name(f".{output.stem}.ffsr-partial-{os.getpid()}-{secrets.token_hex(3)}"
+    partial = output.with_name(f".{output.stem}.ffsr-partial-{os.getpid()}-{os.urandom(3).hex()}"
                                f"{output.suffix}")
     src = f"{CONTAINER_IN}/{req.input.name}" if in_docker else str(req.input)
     dst = f"{CONTAINER_OUT}/{partial.name}" if in_docker else str(partial)
