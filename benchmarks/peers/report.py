@@ -159,10 +159,11 @@ def throughput_table(rows: Sequence[PeerRow]) -> str:
 def end_to_end_table(e2e: Sequence[EndToEnd]) -> str:
     out = [(e.model, f"{e.size[0]}×{e.size[1]}", e.frames, f"{e.ffsr_s:.2f}", e.ffsr_path,
             f"{e.peer_s:.2f}", f"{e.peer_s / e.ffsr_s:.2f}×" if e.ffsr_s else "–",
+            f"{e.peer_median_s / e.ffsr_median_s:.2f}×" if e.ffsr_median_s else "–",
             fmt(e.psnr_y, 1), e.repeats) for e in e2e]
     return markdown_table(("model", "input", "frames", "ffsr upscale s", "ffsr ran",
                            "vspipe \\| ffmpeg s (vs-mlrt ov)", "vs-mlrt time ÷ ffsr time",
-                           "PSNR-Y ffsr vs vs-mlrt output, dB", "best of"), out)
+                           "same, medians", "PSNR-Y ffsr vs vs-mlrt output, dB", "rounds"), out)
 
 
 def startup_table(st: Sequence[Startup]) -> str:
@@ -256,7 +257,8 @@ def section(tools: bench.Tools, log: Callable[[str], None], frames: int = 40,
             f"(`{tools.plain}`"
             + (", ffsr's own build: no plain ffmpeg on PATH, so vs-mlrt's encoder pays its "
                "heavier start-up" if tools.plain == tools.ffmpeg else "")
-            + "). Best of the rounds in the last column, the two run alternately. The PSNR "
+            + "). Times are the best of the rounds in the last column, the two run alternately; "
+            "the ratio of the median times is there too. The PSNR "
             "between the two outputs shows the peer computes the same picture.",
             "",
             end_to_end_table(e2e),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -207,6 +208,8 @@ class EndToEnd:
     """PSNR of Y between the two outputs: the peer runs the same model on the same pixels."""
     encoder: str
     repeats: int = 1
+    ffsr_median_s: float = 0.0
+    peer_median_s: float = 0.0
 
 
 def _chosen(command: str) -> str:
@@ -246,7 +249,8 @@ def end_to_end(tools: Tools, peer: PeerEnv, clip: Path, card: ModelCard, size: t
         ffsr_s.append(res.wall_s)
         peer_s.append(_vspipe_encode(vspipe, encode, peer))
     return EndToEnd(card.name, size, frames, min(ffsr_s), chosen, min(peer_s),
-                    psnr_y(tools.ffmpeg, out_ffsr, out_peer), " ".join(enc), repeats)
+                    psnr_y(tools.ffmpeg, out_ffsr, out_peer), " ".join(enc), repeats,
+                    statistics.median(ffsr_s), statistics.median(peer_s))
 
 
 def _vspipe_encode(vspipe: list[str], encode: list[str], peer: PeerEnv) -> float:
