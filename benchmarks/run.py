@@ -204,7 +204,7 @@ def throughput_table(rows: Sequence[Row], floors: dict[tuple[tuple[int, int], in
             return fmt(m.fps, 2 if m and m.fps < 10 else 1) if m else "n/a"
 
         png = r.get("png round trip")
-        out.append((r.card.name, size, ffsr.frames if ffsr else "–", fps("ffsr onnx"),
+        out.append((r.card.name, size, str(ffsr.frames) if ffsr else "–", fps("ffsr onnx"),
                     fps("ffsr torch"), fps("ffsr tensorflow"), fps("python pipeline"),
                     fmt(png.wall_fps, 2) if png else "–", fps("ceiling"), fmt(summ.of_ceiling, 2),
                     fmt(summ.vs_python, 2, "×"), fmt(summ.vs_png, 1, "×"),
