@@ -102,7 +102,7 @@ def test_paths_with_special_characters_are_escaped_in_graphs() -> None:
 
 def test_compiled_templates_are_cached_and_a_bad_entry_is_ignored(tmp_path: Path) -> None:
     """Each `ffsr` start renders from Jinja's bytecode cache under FFSR_CACHE_DIR; a damaged
-    entry (a crash mid-write elsewhere, another Python) is recompiled, never trusted."""
+    entry (disk trouble, a cache folder copied from elsewhere) is recompiled, not trusted."""
     import subprocess
     import sys
 
