@@ -292,7 +292,7 @@ def upscale(
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(),
                   TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                  transient=False) as progress:
+                  transient=False, refresh_per_second=2) as progress:
         what = f"{plan.backend}/{plan.precision}" if plan.precision else plan.backend
         what = what if plan.cards else plan.request.interpolation  # -m none: no model runs
         task = progress.add_task(f"{what} {plan.request.input.name}", total=plan.expected_frames,
