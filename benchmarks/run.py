@@ -104,17 +104,23 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def cpu_kind() -> str:
+    """A results file's suffix: a CPU with bf16 units gives different numbers (OpenVINO runs
+    bf16 there) from one without, so both kinds of report are kept side by side."""
+    return "-bf16" if cpu_has_bf16() else ""
+
+
 def side_report(title: str, command: str, minutes: float, load_before: str,
                 body: Sequence[str], name: str, write: bool = True) -> str:
     """A results file of a side benchmark (interpolation.py, segments.py): title, machine,
-    load, command, then ``body``; printed, and written to results/<name>-<date>.md."""
+    load, command, then ``body``; printed, and written to results/<name>-<date>[-bf16].md."""
     report = "\n".join([f"# {title}, CPU, {datetime.date.today()}", "",
                         *(f"- {line}" for line in machine()),
                         f"- Load average before / after: {load_before} / {load()}.",
                         f"- Command: `{command}`, took {minutes:.1f} min.", "", *body, ""])
     print(report)
     if write:
-        out = HERE / "results" / f"{name}-{datetime.date.today()}.md"
+        out = HERE / "results" / f"{name}-{datetime.date.today()}{cpu_kind()}.md"
         out.write_text(report)
         print(f"wrote {out}", file=sys.stderr)
     return report
@@ -377,9 +383,7 @@ def peers_only(args: argparse.Namespace, tools: bench.Tools, measure: Callable[[
         text,
     ])
     args.out.mkdir(parents=True, exist_ok=True)
-    # A CPU with bf16 units gives different numbers from one without: keep both reports.
-    kind = "-bf16" if cpu_has_bf16() else ""
-    path = args.out / f"cpu-peers-{date}{kind}{'-quick' if args.quick else ''}.md"
+    path = args.out / f"cpu-peers-{date}{cpu_kind()}{'-quick' if args.quick else ''}.md"
     path.write_text(report)
     print(report)
     log(f"wrote {path}")

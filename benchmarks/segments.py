@@ -7,7 +7,7 @@ B-frames and open GOPs, AAC), so the run needs no data; the model is ESPCN x2 on
 default backend. Each path is the CLI a user types, timed from process start to the file
 written; the segmented outputs are checked frame for frame (framemd5) against the
 one-process output. Prints a markdown table and writes
-benchmarks/results/cpu-segments-<date>.md.
+benchmarks/results/cpu-segments-<date>[-bf16].md.
 """
 
 from __future__ import annotations
