@@ -172,8 +172,8 @@ components=(
   --enable-protocol=file,pipe
   --enable-demuxer=yuv4mpegpipe,mov,matroska,gif,apng,image2,image2pipe,image_png_pipe,rawvideo,h264,hevc,ivf,wav,aac,mp3,ogg,flac,srt,ass
   --enable-muxer=yuv4mpegpipe,mp4,mov,matroska,webm,gif,apng,image2,rawvideo,null,framemd5,framecrc,md5,wav,adts,srt,ass
-  --enable-decoder=rawvideo,wrapped_avframe,h264,hevc,vp8,vp9,png,apng,gif,mjpeg,ffv1,mpeg4,mpeg2video,aac,mp3,opus,vorbis,flac,pcm_s16le,pcm_s24le,pcm_f32le,pcm_u8,ass,ssa,subrip,srt,mov_text,webvtt
-  --enable-encoder=rawvideo,libx264,libx265,libsvtav1,libvpx_vp9,libopus,ffv1,png,apng,gif,aac,pcm_s16le,wrapped_avframe,mov_text,ass,ssa,subrip,srt,webvtt,flac
+  --enable-decoder=rawvideo,wrapped_avframe,h264,hevc,vp8,vp9,png,apng,gif,mjpeg,ffv1,ffvhuff,mpeg4,mpeg2video,aac,mp3,opus,vorbis,flac,pcm_s16le,pcm_s24le,pcm_f32le,pcm_u8,ass,ssa,subrip,srt,mov_text,webvtt
+  --enable-encoder=rawvideo,libx264,libx265,libsvtav1,libvpx_vp9,libopus,ffv1,ffvhuff,png,apng,gif,aac,pcm_s16le,wrapped_avframe,mov_text,ass,ssa,subrip,srt,webvtt,flac
   --enable-parser=h264,hevc,vp8,vp9,av1,png,gif,aac,mpegaudio,opus,vorbis,flac,mjpeg
   --enable-bsfs
   --enable-indev=lavfi

@@ -4,7 +4,7 @@ every segment's clusters, in order.
 The join reads this stream from a FIFO while the workers still run, so the final encode
 overlaps the model instead of following it (ffsr's lean FFmpeg has no concat demuxer, and
 ffmpeg opens every `-i` before it decodes anything). The segments are written by the same
-ffmpeg with the same FFV1 settings and keep the original's absolute timestamps (-copyts,
+ffmpeg with the same intermediate codec settings and keep the original's absolute timestamps (-copyts,
 millisecond clusters), so their clusters can follow one another unchanged; the tracks of
 each segment are checked to equal the first's (codec private data, size, format) before its
 clusters are sent.

@@ -3,7 +3,7 @@
 A worker reads the original (a keyframe seek one GOP early, so open-GOP and B-frame
 references decode), keeps its own frames by absolute timestamp (-copyts: timestamps stay
 the original's), runs the same filter graph as the single-process run and writes lossless
-FFV1 in Matroska under a temporary name, renamed when ffmpeg succeeded. The done record
+HuffYUV (ffvhuff) in Matroska under a temporary name, renamed when ffmpeg succeeded. The done record
 (frame count, file size and sha256, first and last timestamp) is written last, also
 atomically.
 """
@@ -23,8 +23,11 @@ from ffsr.segments.dedupe import worker_body
 from ffsr.segments.frames import Segment
 from ffsr.zoo import sha256_file
 
-INTERMEDIATE = ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slicecrc", "1"]
-"""Lossless, every frame a keyframe, checksummed slices (a corrupted file fails to decode)."""
+INTERMEDIATE = ["-c:v", "ffvhuff"]
+"""Lossless and intra-only. FFmpeg's ffvhuff costs a fifth of FFV1's CPU (300 640x360 frames:
+0.5 against 2.4 CPU-s to write and read back) for 2.3x the disk: with OpenVINO bf16 running
+ESPCN, FFV1 was most of a segmented job's overhead (docs/segments.md). It has no checksums
+of its own; the done record's size and sha256 catch a damaged file on resume."""
 
 
 def segment_file(folder: Path, index: int) -> Path:
@@ -100,10 +103,10 @@ class Done:
 
 
 def packet_times_ms(ffprobe: str, path: Path) -> list[int]:
-    """Every frame's timestamp in the file (Matroska: milliseconds), demuxing only: FFV1
-    with -g 1 has one packet per frame, so this counts frames without decoding them (a
-    decode of every segment cost ~4 % of a cheap model's job); a damaged slice still fails
-    the join's decode (slice CRCs), and resume compares size and sha256."""
+    """Every frame's timestamp in the file (Matroska: milliseconds), demuxing only: an
+    intra-only codec has one packet per frame, so this counts frames without decoding them
+    (a decode of every segment cost ~4 % of a cheap model's job); resume compares size and
+    sha256."""
     out = subprocess.run([ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
                           "packet=pts", "-of", "csv=p=0", str(path)], capture_output=True, text=True)
     pts = [ln.strip().rstrip(",") for ln in out.stdout.splitlines() if ln.strip()]
