@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         "`--segments`; frames: count, and whether every frame and timestamp equals the "
         f"one-process output (framemd5). Best of {args.rounds} interleaved rounds per path. "
         "ESPCN runs on the backend `--backend auto` measured fastest here; segments write "
-        "FFV1 intermediates and the join streams them into one encode while the workers "
-        "run.", "",
+        "lossless HuffYUV (ffvhuff) intermediates and the join streams them into one encode "
+        "while the workers run.", "",
         markdown_table(["run", "workers", "wall s", "against one process", "frames"], rows)],
                 "cpu-segments", not args.no_write)
     return 0

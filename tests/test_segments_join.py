@@ -20,7 +20,8 @@ from ffsr.segments.worker import INTERMEDIATE, segment_file
 
 
 def segment(ffmpeg: Path, out: Path, first_ms: int, frames: int, size: str = "64x48") -> Path:
-    """A segment as workers write it: FFV1, absolute millisecond timestamps (VFR)."""
+    """A segment as workers write it: the intermediate codec, absolute millisecond timestamps
+    (VFR)."""
     make(ffmpeg, "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25", "-frames:v", str(frames),
          "-vf", f"settb=1/1000,setpts={first_ms}+N*40+7*mod(N\\,2)", *INTERMEDIATE,
          "-fps_mode", "passthrough", "-enc_time_base:v", "1:1000", "-f", "matroska", str(out))
