@@ -26,9 +26,9 @@ PRECISION_LINE = re.compile(r"OpenVINO compiled the model for CPU: inference pre
 
 
 def run_ffmpeg(ffmpeg: Path, src: list[str], vf: str, out_fmt: str, out: Path, frames: int = N,
-               timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+               timeout: float = 120, level: str = "info") -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [str(ffmpeg), "-v", "info", "-hide_banner", "-y", *src, "-frames:v", str(frames),
+        [str(ffmpeg), "-v", level, "-hide_banner", "-y", *src, "-frames:v", str(frames),
          "-vf", vf, "-f", "rawvideo", "-pix_fmt", out_fmt, str(out)],
         capture_output=True, timeout=timeout)
 
@@ -79,11 +79,9 @@ def test_no_inference_to_learn_the_output_size(ffmpeg_bin: Path, clips: Path,
     a blank frame (serial start-up work: ~0.3 s for realesr-animevideov3 at 320x180). The
     backend logs each inference's input at verbose level, so N frames must log N."""
     out = tmp_path / "y.raw"
-    proc = subprocess.run(
-        [str(ffmpeg_bin), "-v", "verbose", "-hide_banner", "-y", "-i",
-         str(clips / "carphone_176x144.mp4"), "-frames:v", str(N),
-         "-vf", espcn_ov(espcn_files["onnx"], ":precision=f32") + ",extractplanes=y",
-         "-f", "rawvideo", "-pix_fmt", "gray", str(out)], capture_output=True, timeout=120)
+    proc = run_ffmpeg(ffmpeg_bin, ["-i", str(clips / "carphone_176x144.mp4")],
+                      espcn_ov(espcn_files["onnx"], ":precision=f32") + ",extractplanes=y",
+                      "gray", out, level="verbose")
     log = proc.stderr.decode()
     assert proc.returncode == 0, log[-800:]
     assert "OpenVINO output size from the model: 352x288" in log, log[-800:]
