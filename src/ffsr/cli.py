@@ -266,7 +266,8 @@ def upscale(
         width=width, height=height, fps=_fps(fps), interpolation=interpolation,
         interpolate_after=interpolate_after, y_form=form, deinterlace=deinterlace,
         dedupe=dedupe, encoder=encoder, pix_fmt=pix_fmt, crf=crf, preset=preset,
-        overwrite=overwrite, runtime=runtime, image=image, frames=frames)
+        overwrite=overwrite, runtime=runtime, image=image, frames=frames,
+        segments_in_image=runtime == "docker" and bool(segments or resume))
     if (segments or resume) and (batch.is_batch or json_out):
         raise FfsrError("--segments and --resume take one input and no --json.")
     if executor != "local" and not (segments or resume):

@@ -59,9 +59,17 @@ def docker_run_argv(plan: UpscalePlan) -> list[str]:
     mounts = [*plan.mounts, Mount(plan.output.parent.resolve(), CONTAINER_OUT, False)]
     run = ["docker", "run", "--rm", "--network", "none", "--user", container_user() or USER]
     if wants_gpu(req.device, req.encoder):
-        # Without 'video' the NVIDIA toolkit leaves out libnvidia-encode: NVENC would not open.
-        run += ["--gpus", "all", "-e", f"NVIDIA_DRIVER_CAPABILITIES={','.join(DRIVER_CAPABILITIES[1:])}"]
+        run += gpu_flags(None)
     return [*run, *mount_flags(mounts), "--entrypoint", argv[0], container_image(req), *argv[1:]]
+
+
+def gpu_flags(devices: str | None) -> list[str]:
+    """``docker run``'s GPUs: ``devices`` (a worker's CUDA_VISIBLE_DEVICES, as Ray or Slurm
+    set it), else all. Without 'video' the NVIDIA toolkit leaves out libnvidia-encode:
+    NVENC would not open."""
+    which = f'"device={devices}"' if devices else "all"
+    return ["--gpus", which, "-e",
+            f"NVIDIA_DRIVER_CAPABILITIES={','.join(DRIVER_CAPABILITIES[1:])}"]
 
 
 def command_line(plan: UpscalePlan) -> str:

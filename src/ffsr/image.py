@@ -358,6 +358,16 @@ def connect(timeout: int = 3600) -> Any:
     return api
 
 
+def image_id(api: Any, name: str) -> str:
+    """The image's id (sha256:…), or one sentence naming the build that makes it."""
+    from docker.errors import ImageNotFound
+
+    try:
+        return str(api.inspect_image(name)["Id"])
+    except ImageNotFound:
+        raise FfsrError(f"Docker image {name} not found: run `ffsr build-image` first.") from None
+
+
 def image_exists(api: Any, name: str) -> bool:
     from docker.errors import ImageNotFound
 

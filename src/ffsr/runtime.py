@@ -90,17 +90,14 @@ def run_container(image: str, argv: Sequence[str], mounts: Sequence[Mount], gpu:
     """Run ``argv`` (argv[0] is the entrypoint) in ``image``: no network, never as root
     (see container_user), mounts as given, removed afterwards, stopped on Ctrl-C. ``on_stdout`` consumes
     stdout lines while it runs; returns (exit status, stderr)."""
-    from docker.errors import DockerException, ImageNotFound
+    from docker.errors import DockerException
     from urllib3.exceptions import HTTPError
 
     from ffsr.docker_gpu import start_container
-    from ffsr.image import connect, engine_error
+    from ffsr.image import connect, engine_error, image_id
 
     api = connect(timeout=600)
-    try:
-        api.inspect_image(image)
-    except ImageNotFound:
-        raise FfsrError(f"Docker image {image} not found: run `ffsr build-image` first.") from None
+    image_id(api, image)
     device_requests = []
     if gpu:
         from ffsr.docker_gpu import device_requests as gpu_device_requests

@@ -68,6 +68,9 @@ class UpscaleRequest:
     image: str | None = None
     frames: int | None = None
     """Stop after this many output frames (previews)."""
+    segments_in_image: bool = False
+    """--segments with --runtime docker: the plan keeps this machine's paths (the join and a
+    pre-pass run here) and each segment's ffmpeg runs in the image (segments.container)."""
 
 
 @dataclass
@@ -264,10 +267,8 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
     if info.has_alpha and not kind.alpha:
         notes.append(f"the input has an alpha channel ({info.pix_fmt}) that a {output.suffix} file "
                      "cannot hold: it is dropped (.apng, .png and .gif keep it).")
-    in_docker = req.runtime == "docker"
-    model_root = CONTAINER_MODELS if in_docker else None
-    graph_cards = [replace(c, directory=Path(model_root) / c.name) if model_root else c
-                   for c in cards]
+    in_docker = req.runtime == "docker" and not req.segments_in_image
+    graph_cards = container_cards(cards) if in_docker else cards
     graph_options = GraphOptions(
         backend=backend, device=req.device, precision=precision, y_form=req.y_form,
         chroma_scaler=req.chroma_scaler, fps=req.fps, interpolation=req.interpolation,
@@ -321,7 +322,7 @@ def plan_upscale(req: UpscaleRequest, log: Callable[[str], None] = lambda _: Non
     else:
         argv[0] = str(choice.ffmpeg)
     mounts = []
-    if in_docker:
+    if req.runtime == "docker":
         # CONTAINER_OUT is mounted at run time: a staging folder the image's user can write.
         mounts = [Mount(req.input.resolve().parent, CONTAINER_IN, True)]
         mounts += model_mounts(cards)
@@ -348,6 +349,11 @@ def _interpolator(req: UpscaleRequest, info: VideoInfo, ffmpeg: Path,
 
         check_dedupe(ffmpeg, req.input, info.frame_rate, info.index)
     return str(rife_model(log, name=model_name(req.fps, info.frame_rate, req.dedupe)).path)
+
+
+def container_cards(cards: Sequence[ModelCard]) -> list[ModelCard]:
+    """The cards as the image sees them: each model's folder mounted at /models/<name>."""
+    return [replace(c, directory=Path(CONTAINER_MODELS) / c.name) for c in cards]
 
 
 def model_mounts(cards: Sequence[ModelCard]) -> list[Mount]:

@@ -36,6 +36,11 @@ class Task:
     """Wait for this before starting (the join waits for the first segment)."""
     late_argv: Callable[[], list[str]] | None = None
     """The command, made once ``starts_after`` is set, where it needs what happened before."""
+    lifeline: bool = False
+    """Give the command a stdin that stays open while this process lives and closes when it
+    ends, however it ends (`docker run -i`: segments.container stops ffmpeg on its close)."""
+    cleanup: Callable[[], None] | None = None
+    """What to remove once the task ended, whether it succeeded, failed or was stopped."""
 
 
 class LocalExecutor:
@@ -73,6 +78,14 @@ class LocalExecutor:
             stop_process(proc)
 
     def _one(self, task: Task, on_progress: Callable[[int, ProgressUpdate], None] | None) -> None:
+        try:
+            self._run_task(task, on_progress)
+        finally:
+            if task.cleanup:
+                task.cleanup()
+
+    def _run_task(self, task: Task,
+                  on_progress: Callable[[int, ProgressUpdate], None] | None) -> None:
         if task.starts_after is not None:
             while not task.starts_after.wait(0.05):
                 if self._stopping.is_set():
@@ -83,7 +96,8 @@ class LocalExecutor:
         with open(task.log, "w") as log:
             try:
                 proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True,
-                                        stdin=subprocess.DEVNULL, preexec_fn=die_with_parent())
+                                        stdin=subprocess.PIPE if task.lifeline
+                                        else subprocess.DEVNULL, preexec_fn=die_with_parent())
             except OSError as e:
                 raise FfsrError(f"Cannot start {argv[0]}: {e.strerror}.") from e
             with self._lock:
@@ -101,6 +115,8 @@ class LocalExecutor:
                     self._procs.pop(task.index, None)
                 if proc.poll() is None:
                     stop_process(proc)
+                if proc.stdin:
+                    proc.stdin.close()
         if self._stopping.is_set():
             return
         if rc != 0:

@@ -19,6 +19,7 @@ from typing import Any
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import FfmpegChoice
 from ffsr.progress import ProgressUpdate
+from ffsr.segments.container import image_spec, planned_image, remove_unstarted
 from ffsr.segments.dedupe import kept_pts, with_decisions
 from ffsr.segments.executor import LocalExecutor
 from ffsr.segments.frames import Segment, cut, format_start, probe_frames
@@ -90,8 +91,6 @@ def refuse_unsupported(plan: UpscalePlan) -> None:
                         "is not proven; run without --segments.")
     if req.frames:
         raise FfsrError("--segments cannot be combined with --frames; run without --segments.")
-    if req.runtime != "local":
-        raise FfsrError("--segments runs with the local ffmpeg only; drop --runtime docker.")
     if not req.input.is_file():
         raise FfsrError("--segments needs a video file as input (not an image sequence).")
 
@@ -123,6 +122,8 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
     if split and prepass:
         manifest["worker"].update(source=str(prepass.resolve()), graph=split.rest,
                                   in_label=WORKER_LABEL)
+    if req.runtime == "docker":  # each segment's ffmpeg in the image (segments.container)
+        manifest["worker"]["docker"] = image_spec(plan, prepass=prepass is not None)
     # The join's input timestamps: absolute (per-frame), or already the file's (RIFE,
     # --dedupe's N/FRAME_RATE, the pre-pass).
     return segments, manifest, 0 if req.fps or req.dedupe else start_us
@@ -142,7 +143,8 @@ def job_manifest(plan: UpscalePlan, segments: list[Segment] | None) -> dict[str,
         graph=plan.graph, command=command,
         models={c.name: c.file_for(plan.backend).sha256 for c in plan.cards},
         ffsr_version=str(__version__),
-        ffmpeg={"version": ffmpeg_version(), "binary": binary_identity(Path(plan.argv[0]))})
+        ffmpeg={"version": ffmpeg_version(), "binary": binary_identity(Path(plan.argv[0])),
+                **({"image": planned_image(plan)} if req.runtime == "docker" else {})})
     if segments is None:
         del manifest["segments"]
     return manifest
@@ -166,6 +168,8 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
     """Every check and refusal before the segments: the pre-pass where the graph has one,
     cut, manifest, what a resume keeps."""
     refuse_unsupported(plan)
+    if plan.request.runtime == "docker":  # a missing image refuses before any work
+        planned_image(plan)
     # -m none and unsplittable graphs refuse here, before any work
     split = split_graph(plan) if needs_prepass(plan) else None
     if opts.executor not in EXECUTORS:
@@ -186,6 +190,8 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
                             "pass --resume to keep them or --overwrite to start over.")
         shutil.rmtree(folder)
     folder.mkdir(exist_ok=True)
+    if plan.request.runtime == "docker":
+        remove_unstarted(folder)
     prepass = run_prepass(plan, split, folder, on_prepass) if split else None
     segments, manifest, start_us = plan_segments(plan, opts.segments, split, prepass)
     if opts.resume:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ffsr.errors import FfsrError
-from ffsr.filtergraph import render_before_model, render_graph
+from ffsr.filtergraph import GraphOptions, render_before_model, render_graph
+from ffsr.model_card import ModelCard
 from ffsr.progress import ProgressUpdate
 from ffsr.segments.executor import LocalExecutor, Task
 from ffsr.segments.worker import INTERMEDIATE
@@ -62,13 +63,23 @@ def split_graph(plan: UpscalePlan) -> Split:
         raise FfsrError("--segments splits the model's work, and -m none runs no model; run "
                         "without --segments.")
     pre = render_before_model(opts)
-    rest = render_graph(plan.cards, replace(opts, fps=None, deinterlace=False, dedupe=False))
-    head, tail = f"[{opts.in_label}]", f"null[{opts.out_label}]"
-    if not (pre.startswith(head) and pre.endswith(tail) and rest.startswith(head)) or \
-            head + pre[len(head):-len(tail)] + rest[len(head):] != plan.graph:
+    rest = per_frame_graph(plan.cards, opts)
+    head, tail, rest_head = f"[{opts.in_label}]", f"null[{opts.out_label}]", f"[{WORKER_LABEL}]"
+    if not (pre.startswith(head) and pre.endswith(tail) and rest.startswith(rest_head)) or \
+            head + pre[len(head):-len(tail)] + rest[len(rest_head):] != plan.graph:
         raise FfsrError("Internal: the filter graph does not split into a whole-clip part and "
                         "a per-frame part; run without --segments.")
-    return Split(pre=pre, rest=f"[{WORKER_LABEL}]" + rest[len(head):])
+    return Split(pre=pre, rest=rest)
+
+
+def per_frame_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
+    """The graph after the pre-pass, from the pre-pass file's stream (WORKER_LABEL) to the
+    output; ``cards`` say where the models are (here, or in the image)."""
+    rest = render_graph(cards, replace(opts, fps=None, deinterlace=False, dedupe=False))
+    head = f"[{opts.in_label}]"
+    if not rest.startswith(head):
+        raise FfsrError("Internal: the per-frame graph does not start at the input.")
+    return f"[{WORKER_LABEL}]" + rest[len(head):]
 
 
 def prepass_argv(plan: UpscalePlan, graph: str, out: Path) -> list[str]:

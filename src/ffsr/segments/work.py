@@ -11,15 +11,25 @@ does nothing (a rescheduled pod, a retried task).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import FfmpegChoice
 from ffsr.progress import ProgressUpdate
+from ffsr.segments.container import (
+    IMAGE_FFMPEG,
+    check_image,
+    container_source,
+    docker_argv,
+    image_ffprobe,
+    staging_folder,
+)
 from ffsr.segments.executor import LocalExecutor, Task
 from ffsr.segments.frames import Segment
 from ffsr.segments.manifest import MANIFEST, read_manifest, source_identity
@@ -31,6 +41,7 @@ from ffsr.segments.worker import (
     segment_file,
     worker_argv,
 )
+from ffsr.upscale_job import CONTAINER_OUT
 
 INDEX_VARIABLES = ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID")
 """Where a scheduler puts the index: a Kubernetes Indexed Job, then a Slurm job array."""
@@ -59,17 +70,30 @@ def segment_task(folder: Path, manifest: dict[str, Any], seg: Segment, ffmpeg: s
     """The worker's ffmpeg (worker.worker_argv on the manifest's source and graph) and, once
     it succeeded, the rename and the done record."""
     info = manifest["worker"]
-    ffprobe = str(FfmpegChoice(Path(ffmpeg), "").ffprobe)
-    partial = partial_file(folder, seg.index, attempt)
+    written = partial_file(folder, seg.index, attempt)
+    # A pre-pass (segments.prepass) gives workers its file and the graph's per-frame rest.
+    source, graph = info.get("source", manifest["source"]["path"]), info.get("graph", manifest["graph"])
+    log = folder / f"segment-{seg.index:04d}.log"
+    spec = info.get("docker")
+    cleanup: Callable[[], None] | None = None
+    seen_as: Callable[[Path], str] | None = None
+    if spec:  # in the image (segments.container): its paths, a folder its user can write
+        staging = staging_folder(folder, written.stem)
+        written = staging / written.name
+        argv = worker_argv(IMAGE_FFMPEG, container_source(Path(source), folder), spec["graph"],
+                           info["in_label"], seg, Path(CONTAINER_OUT) / written.name)
+        argv = docker_argv(spec, argv[1:], folder, staging, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        ffprobe, seen_as = image_ffprobe(spec, folder), partial(container_source, folder=folder)
+        cleanup = partial(shutil.rmtree, staging, ignore_errors=True)
+    else:
+        argv = worker_argv(ffmpeg, source, graph, info["in_label"], seg, written)
+        ffprobe = [str(FfmpegChoice(Path(ffmpeg), "").ffprobe)]
 
     def finish() -> None:
-        os.replace(partial, segment_file(folder, seg.index))
-        on_done(record_done(ffprobe, folder, seg))
+        os.replace(written, segment_file(folder, seg.index))
+        on_done(record_done(ffprobe, folder, seg, seen_as))
 
-    # A pre-pass (segments.prepass) gives workers its file and the graph's per-frame rest.
-    argv = worker_argv(ffmpeg, info.get("source", manifest["source"]["path"]),
-                       info.get("graph", manifest["graph"]), info["in_label"], seg, partial)
-    return Task(seg.index, argv, folder / f"segment-{seg.index:04d}.log", finish)
+    return Task(seg.index, argv, log, finish, lifeline=bool(spec), cleanup=cleanup)
 
 
 def _visible(folder: Path) -> dict[str, Any]:
@@ -100,6 +124,9 @@ def _check_inputs(manifest: dict[str, Any]) -> str:
         if not Path(model).is_file():
             raise FfsrError(f"This worker ({host}) cannot see the model file {model}: keep the "
                             "models on the shared storage (FFSR_MODELS_DIR) at the same path.")
+    if manifest["worker"].get("docker"):  # the image's ffmpeg runs it
+        check_image(manifest["worker"]["docker"])
+        return ""
     ffmpeg = os.environ.get("FFSR_FFMPEG") or manifest["worker"]["ffmpeg"]
     if not Path(ffmpeg).is_file():
         raise FfsrError(f"This worker ({host}) has no ffmpeg at {ffmpeg}: install ffsr's FFmpeg "

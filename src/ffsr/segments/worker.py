@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,23 +103,26 @@ class Done:
         return json.dumps(self.__dict__, indent=1)
 
 
-def packet_times_ms(ffprobe: str, path: Path) -> list[int]:
+def packet_times_ms(ffprobe: Sequence[str], path: Path, seen_as: str | None = None) -> list[int]:
     """Every frame's timestamp in the file (Matroska: milliseconds), demuxing only: an
     intra-only codec has one packet per frame, so this counts frames without decoding them
     (a decode of every segment cost ~4 % of a cheap model's job); resume compares size and
-    sha256."""
-    out = subprocess.run([ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
-                          "packet=pts", "-of", "csv=p=0", str(path)], capture_output=True, text=True)
+    sha256. ``ffprobe``: its command (in the image: segments.container), which sees the file
+    as ``seen_as``."""
+    out = subprocess.run([*ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "packet=pts", "-of", "csv=p=0", seen_as or str(path)],
+                         capture_output=True, text=True)
     pts = [ln.strip().rstrip(",") for ln in out.stdout.splitlines() if ln.strip()]
     if out.returncode != 0 or not pts or not all(p.lstrip("-").isdigit() for p in pts):
         raise FfsrError(f"{path.name} has unreadable timestamps.")
     return [int(p) for p in pts]
 
 
-def record_done(ffprobe: str, folder: Path, seg: Segment) -> Done:
+def record_done(ffprobe: Sequence[str], folder: Path, seg: Segment,
+                seen_as: Callable[[Path], str] | None = None) -> Done:
     """Check the finished file (frame count) and write its done record atomically."""
     path = segment_file(folder, seg.index)
-    times = packet_times_ms(ffprobe, path)
+    times = packet_times_ms(ffprobe, path, seen_as(path) if seen_as else None)
     frames, first, last = len(times), times[0], times[-1]
     if frames != seg.frames and seg.shift is None:  # a temporal segment's count is its slots
         raise FfsrError(f"Segment {seg.index} came out with {frames} of {seg.frames} frames (the "
