@@ -61,10 +61,12 @@ def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume:
                       "`ffsr segments render-k8s/render-slurm`), then this command with --resume "
                       "instead of --executor none to join.", highlight=False)
         return
+    # What the workers write: each segment's frames, or output slots where they interpolate
+    made = plan.expected_frames if any(s.shift is not None for s in prepared.segments) else \
+        sum(s.frames for s in prepared.segments)
     with Progress(*columns, console=console) as progress:
         bars = {"segments": progress.add_task(f"{segments} segments {plan.request.input.name}",
-                                              total=plan.expected_frames, fps=0.0,
-                                              workers=""),
+                                              total=made, fps=0.0, workers=""),
                 "join": progress.add_task("join", total=plan.expected_frames, fps=0.0,
                                           workers="")}
 

@@ -26,12 +26,10 @@ from typing import Any
 
 from ffsr.docker_command import gpu_flags, mount_flags
 from ffsr.errors import FfsrError
-from ffsr.filtergraph import render_graph
 from ffsr.gpu import wants_gpu
 from ffsr.image import USER
 from ffsr.runtime import Mount, container_user
-from ffsr.segments.prepass import per_frame_graph
-from ffsr.upscale_job import CONTAINER_IN, CONTAINER_OUT, UpscalePlan, container_cards, container_image
+from ffsr.upscale_job import CONTAINER_IN, CONTAINER_OUT, UpscalePlan, container_image
 
 CONTAINER_WORK = "/work"
 WORK_LABEL = "ffsr.work"
@@ -58,14 +56,10 @@ def planned_image(plan: UpscalePlan) -> str:
     return image_id(connect(timeout=60), container_image(plan.request))
 
 
-def image_spec(plan: UpscalePlan, prepass: bool) -> dict[str, Any]:
-    """What a worker needs to run its segment in the image (the manifest's worker.docker)."""
+def image_spec(plan: UpscalePlan, graph: str) -> dict[str, Any]:
+    """What a worker needs to run its segment in the image (the manifest's worker.docker);
+    ``graph``: the worker's, with the models where the image sees them (container_cards)."""
     req = plan.request
-    if plan.graph_options is None:
-        raise FfsrError("Internal: the plan has no graph options.")
-    cards = container_cards(plan.cards)
-    graph = per_frame_graph(cards, plan.graph_options) if prepass else \
-        render_graph(cards, plan.graph_options)
     return {"image": planned_image(plan), "tag": container_image(req),
             "gpu": wants_gpu(req.device, req.encoder), "graph": graph,
             "mounts": [[str(m.host), m.container] for m in plan.mounts]}

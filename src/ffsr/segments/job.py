@@ -12,13 +12,17 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ffsr.errors import FfsrError
 from ffsr.ffmpeg_tools import FfmpegChoice
+from ffsr.filtergraph import GraphOptions, render_graph
+from ffsr.model_card import ModelCard
 from ffsr.progress import ProgressUpdate
+from ffsr.segments.after import interpolates_in_join, split_after
 from ffsr.segments.container import image_spec, planned_image, remove_unstarted
 from ffsr.segments.dedupe import kept_pts, with_decisions
 from ffsr.segments.executor import LocalExecutor
@@ -31,11 +35,18 @@ from ffsr.segments.manifest import (
     source_identity,
     write_manifest,
 )
-from ffsr.segments.prepass import WORKER_LABEL, Split, needs_prepass, run_prepass, split_graph
-from ffsr.segments.temporal import refusal, with_context
+from ffsr.segments.prepass import (
+    WORKER_LABEL,
+    Split,
+    needs_prepass,
+    per_frame_graph,
+    run_prepass,
+    split_graph,
+)
+from ffsr.segments.temporal import refusal, start_shift, with_context
 from ffsr.segments.work import segment_task
 from ffsr.segments.worker import Done, read_done
-from ffsr.upscale_job import UpscalePlan, UpscaleResult
+from ffsr.upscale_job import UpscalePlan, UpscaleResult, container_cards
 
 Progress = Callable[[str, ProgressUpdate], None]
 """(phase, update): phase "segments" counts frames over all segments, then "join"."""
@@ -77,7 +88,7 @@ def refuse_unsupported(plan: UpscalePlan) -> None:
     refused in one sentence."""
     req = plan.request
     why = refusal(req.fps, req.interpolation, req.dedupe, plan.info.frame_rate,
-                  req.interpolate_after)
+                  req.interpolate_after, req.deinterlace)
     if why:
         raise FfsrError(why)
     rife = bool(req.fps) and req.interpolation == "rife"
@@ -107,8 +118,12 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
     start = format_start(ffprobe, source)
     segments = cut(table, count, start)
     start_us = round(start * 1_000_000)
+    after = None
     if prepass:  # its timestamps are the graph's own already: the input's start is gone
         start_us = 0
+    elif interpolates_in_join(plan):  # per-frame workers writing ticks (segments.after)
+        after = {"time_base": [table.time_base.numerator, table.time_base.denominator],
+                 "shift": start_shift(table, start_us)}
     elif req.fps:  # RIFE: context frames, the single-process time line, kept output slots
         segments = with_context(segments, table, start, start_us, req.fps)
     elif req.dedupe:  # mpdecimate once over the clip; workers select what it kept
@@ -119,14 +134,38 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
     # What a worker elsewhere needs (segments.work); resume compares the parts above.
     manifest["worker"] = {"ffmpeg": plan.argv[0], "in_label": f"0:{plan.info.index}",
                           "models": [str(c.path_for(plan.backend)) for c in plan.cards]}
+    time_base = table.time_base if after else None
     if split and prepass:
-        manifest["worker"].update(source=str(prepass.resolve()), graph=split.rest,
-                                  in_label=WORKER_LABEL)
+        manifest["worker"].update(source=str(prepass.resolve()), in_label=WORKER_LABEL)
+    if split or after:
+        manifest["worker"]["graph"] = worker_graph(plan, plan.cards, split is not None, time_base)
+    if after:
+        manifest["join"] = {**after, "tail": split_after(plan.cards, _options(plan), plan.graph,
+                                                         table.time_base).tail}
     if req.runtime == "docker":  # each segment's ffmpeg in the image (segments.container)
-        manifest["worker"]["docker"] = image_spec(plan, prepass=prepass is not None)
+        manifest["worker"]["docker"] = image_spec(plan, worker_graph(
+            plan, container_cards(plan.cards), split is not None, time_base))
     # The join's input timestamps: absolute (per-frame), or already the file's (RIFE,
-    # --dedupe's N/FRAME_RATE, the pre-pass).
+    # --dedupe's N/FRAME_RATE, the pre-pass); the join converts ticks itself.
     return segments, manifest, 0 if req.fps or req.dedupe else start_us
+
+
+def _options(plan: UpscalePlan) -> GraphOptions:
+    if plan.graph_options is None:
+        raise FfsrError("Internal: the plan has no graph options.")
+    return plan.graph_options
+
+
+def worker_graph(plan: UpscalePlan, cards: list[ModelCard], prepass: bool,
+                 ticks: Fraction | None) -> str:
+    """What a worker runs, with ``cards``' model paths (here, or in the image): the graph's
+    per-frame rest after a pre-pass, its part before the interpolator when the join
+    interpolates (writing pts as ``ticks``: segments.after), else the whole graph."""
+    opts = _options(plan)
+    if prepass:
+        return per_frame_graph(cards, opts)
+    graph = render_graph(cards, opts)
+    return split_after(cards, opts, graph, ticks).worker if ticks else graph
 
 
 def job_manifest(plan: UpscalePlan, segments: list[Segment] | None) -> dict[str, Any]:
@@ -240,7 +279,7 @@ def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress
         progress(index, ProgressUpdate(d.frames, 0.0, 0.0, "", True))
 
     join = join_task(plan, relay, done, p.start_us, results.append,
-                     lambda: joined[-1].frame if joined else 0)
+                     lambda: joined[-1].frame if joined else 0, p.manifest.get("join"))
     route = progress_router(progress, join_progress)
     from ffsr.signals import stop_on_signals
 

@@ -24,9 +24,11 @@ import threading
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from ffsr.errors import FfsrError
 from ffsr.progress import ProgressUpdate
+from ffsr.segments.after import ticks_in
 from ffsr.segments.executor import Task
 from ffsr.segments.matroska import scan, stream_header, tracks_signature, write_clusters
 from ffsr.segments.worker import Done, segment_file
@@ -45,8 +47,9 @@ def rescale(a: int, b: int, c: int) -> int:
 
 
 def join_argv(argv: Sequence[str], graph: str, stream: Path, first_pts_ms: int, start_us: int,
-              rate: Fraction | None = None) -> list[str]:
-    """The single-process command with the segments' stream as input 1 feeding [vout]."""
+              rate: Fraction | None = None, after: dict[str, Any] | None = None) -> list[str]:
+    """The single-process command with the segments' stream as input 1 feeding [vout]
+    (``after``: the manifest's join part, where the join interpolates: segments.after)."""
     out = list(argv)
     try:
         i = out.index("-i")
@@ -55,9 +58,13 @@ def join_argv(argv: Sequence[str], graph: str, stream: Path, first_pts_ms: int, 
         raise FfsrError("Internal: the upscale command has no input or graph.") from None
     if out[g + 1] != graph:
         raise FfsrError("Internal: the upscale command's graph is not the plan's.")
-    out[g + 1] = f"[1:v:0]settb=1/1000000,setpts=PTS{first_pts_ms * 1000 - start_us:+d}[vout]"
+    if after:
+        time_base = Fraction(*after["time_base"])
+        out[g + 1] = f"[1:v:0]{ticks_in(time_base, first_pts_ms, after['shift'])},{after['tail']}"
+    else:
+        out[g + 1] = f"[1:v:0]settb=1/1000000,setpts=PTS{first_pts_ms * 1000 - start_us:+d}[vout]"
     out[i + 2:i + 2] = ["-f", "matroska", "-i", str(stream)]
-    if rate:
+    if rate and not after:  # with after, the graph's interpolator sets it
         out[-1:-1] = ["-r:v", str(rate)]
     return out
 
@@ -135,7 +142,7 @@ class Relay:
 
 def join_task(plan: UpscalePlan, relay: Relay, done: dict[int, Done], start_us: int,
               on_result: Callable[[UpscaleResult], None],
-              frames: Callable[[], int]) -> Task:
+              frames: Callable[[], int], after: dict[str, Any] | None = None) -> Task:
     """The join as an executor task: it starts once the first segment is done (its first
     timestamp is in the command) and publishes the output when ffmpeg and the checks pass."""
     log = relay.folder / "join.log"
@@ -143,7 +150,7 @@ def join_task(plan: UpscalePlan, relay: Relay, done: dict[int, Done], start_us: 
     def argv() -> list[str]:
         first = done[relay.order[0]]
         return join_argv(plan.argv, plan.graph, relay.fifo, first.first_pts_ms, start_us,
-                         plan.request.fps)
+                         plan.request.fps, after)
 
     def finish() -> None:
         if relay.error:

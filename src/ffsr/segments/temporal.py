@@ -10,8 +10,10 @@ between two output slots, so no rounding can move a frame across it.
 
 The other `--fps` interpolators (minterpolate's EPZS motion search starts from the previous
 frames' vectors, so every output depends on the whole history before it) run once over the
-whole clip in a pre-pass (segments.prepass). Refused, one sentence each (``refusal``): those
-interpolators after upscaling, and `--dedupe` with RIFE (plain `--dedupe`: segments.dedupe).
+whole clip in a pre-pass (segments.prepass), or after upscaling in the join
+(segments.after). Refused, one sentence each (``refusal``): those interpolators after
+upscaling with --dedupe or --deinterlace, and `--dedupe` with RIFE (plain `--dedupe`:
+segments.dedupe).
 """
 
 from __future__ import annotations
@@ -75,13 +77,18 @@ def with_context(segments: list[Segment], table: FrameTable, start_time: Fractio
 
 
 def refusal(fps: Fraction | None, interpolation: str, dedupe: bool,
-            input_rate: Fraction | None, interpolate_after: bool = False) -> str | None:
+            input_rate: Fraction | None, interpolate_after: bool = False,
+            deinterlace: bool = False) -> str | None:
     """Why --segments cannot run these temporal options exactly; None: it can (RIFE here,
-    the other interpolators through segments.prepass)."""
-    if fps and interpolate_after and interpolation != "rife":
+    the other interpolators through segments.prepass, or after the model in the join:
+    segments.after)."""
+    if fps and interpolate_after and interpolation != "rife" and (dedupe or deinterlace):
         return (f"--segments cannot be combined with --interpolate-after through "
-                f"{interpolation} yet (the interpolator would have to run in the join); "
+                f"{interpolation} and --{'dedupe' if dedupe else 'deinterlace'} yet (the "
+                "interpolator in the join would see the pre-pass's millisecond timestamps); "
                 "interpolate before upscaling or run without --segments.")
+    if fps and interpolate_after and interpolation != "rife":
+        return None  # the join interpolates (segments.after)
     if fps and interpolation != "rife":
         return None  # the whole-clip pre-pass (segments.prepass)
     if dedupe and fps:
