@@ -15,7 +15,7 @@ from test_inputs import espcn, espcn_cache, espcn_card  # noqa: F401  (ESPCN con
 from test_segments import OPEN_GOP, make
 
 from ffsr.segments.join import Relay
-from ffsr.segments.matroska import scan, stream_header, write_clusters
+from ffsr.segments.matroska import frame_times, scan, stream_header, write_clusters
 from ffsr.segments.worker import INTERMEDIATE, segment_file
 
 
@@ -84,3 +84,16 @@ def test_the_join_encodes_while_segments_still_run(ffmpeg_bin: Path, tmp_path: P
                             and u.frame == 300)
     assert any(phase == "join" and u.frame > 0 and t < last_segment_done
                for t, phase, u in events), [(phase, u.frame) for _, phase, u in events]
+
+
+def test_frame_times_read_from_block_headers_equal_ffprobes(ffmpeg_bin: Path,
+                                                            tmp_path: Path) -> None:
+    """The done record counts a segment's frames from its block headers (no ffprobe, no
+    decode): every frame's timestamp must be ffprobe's, over many clusters (80 s of VFR)."""
+    path = segment(ffmpeg_bin, tmp_path / "long.mkv", 123_456, 2000, size="16x16")
+    probe = subprocess.run([str(ffmpeg_bin.with_name("ffprobe")), "-v", "error",
+                            "-select_streams", "v:0", "-show_entries", "packet=pts", "-of",
+                            "csv=p=0", str(path)], capture_output=True, text=True, check=True)
+    expected = [int(v.strip(",")) for v in probe.stdout.split()]
+    assert len(expected) == 2000 and len(scan(path).clusters) > 2
+    assert frame_times(path) == expected

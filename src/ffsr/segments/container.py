@@ -115,13 +115,6 @@ def remove_unstarted(folder: Path) -> None:
         api.remove_container(c["Id"], force=True)
 
 
-def image_ffprobe(spec: dict[str, Any], folder: Path) -> list[str]:
-    """The image's ffprobe, seeing the work folder at /work (a done record's frame count:
-    a worker needs no FFmpeg of its own)."""
-    return [*_docker_run([Mount(folder.resolve(), CONTAINER_WORK, True)]), "--entrypoint",
-            "ffprobe", spec["image"]]
-
-
 def _docker_run(mounts: list[Mount], *flags: str) -> list[str]:
     return ["docker", "run", "--rm", *flags, "--pull", "never", "--network", "none",
             "--user", container_user() or USER, *mount_flags(mounts)]

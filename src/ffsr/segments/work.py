@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ffsr.errors import FfsrError
-from ffsr.ffmpeg_tools import FfmpegChoice
 from ffsr.progress import ProgressUpdate
 from ffsr.segments.container import (
     IMAGE_FFMPEG,
     check_image,
     container_source,
     docker_argv,
-    image_ffprobe,
     staging_folder,
 )
 from ffsr.segments.executor import LocalExecutor, Task
@@ -76,22 +74,19 @@ def segment_task(folder: Path, manifest: dict[str, Any], seg: Segment, ffmpeg: s
     log = folder / f"segment-{seg.index:04d}.log"
     spec = info.get("docker")
     cleanup: Callable[[], None] | None = None
-    seen_as: Callable[[Path], str] | None = None
     if spec:  # in the image (segments.container): its paths, a folder its user can write
         staging = staging_folder(folder, written.stem)
         written = staging / written.name
         argv = worker_argv(IMAGE_FFMPEG, container_source(Path(source), folder), spec["graph"],
                            info["in_label"], seg, Path(CONTAINER_OUT) / written.name)
         argv = docker_argv(spec, argv[1:], folder, staging, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        ffprobe, seen_as = image_ffprobe(spec, folder), partial(container_source, folder=folder)
         cleanup = partial(shutil.rmtree, staging, ignore_errors=True)
     else:
         argv = worker_argv(ffmpeg, source, graph, info["in_label"], seg, written)
-        ffprobe = [str(FfmpegChoice(Path(ffmpeg), "").ffprobe)]
 
     def finish() -> None:
         os.replace(written, segment_file(folder, seg.index))
-        on_done(record_done(ffprobe, folder, seg, seen_as))
+        on_done(record_done(folder, seg))
 
     return Task(seg.index, argv, log, finish, lifeline=bool(spec), cleanup=cleanup)
 

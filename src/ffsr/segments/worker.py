@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 from ffsr.errors import FfsrError
 from ffsr.segments.dedupe import worker_body
 from ffsr.segments.frames import Segment
+from ffsr.segments.matroska import frame_times
 from ffsr.zoo import sha256_file
 
 INTERMEDIATE = ["-c:v", "ffvhuff"]
@@ -103,26 +102,18 @@ class Done:
         return json.dumps(self.__dict__, indent=1)
 
 
-def packet_times_ms(ffprobe: Sequence[str], path: Path, seen_as: str | None = None) -> list[int]:
-    """Every frame's timestamp in the file (Matroska: milliseconds), demuxing only: an
-    intra-only codec has one packet per frame, so this counts frames without decoding them
-    (a decode of every segment cost ~4 % of a cheap model's job); resume compares size and
-    sha256. ``ffprobe``: its command (in the image: segments.container), which sees the file
-    as ``seen_as``."""
-    out = subprocess.run([*ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
-                          "packet=pts", "-of", "csv=p=0", seen_as or str(path)],
-                         capture_output=True, text=True)
-    pts = [ln.strip().rstrip(",") for ln in out.stdout.splitlines() if ln.strip()]
-    if out.returncode != 0 or not pts or not all(p.lstrip("-").isdigit() for p in pts):
-        raise FfsrError(f"{path.name} has unreadable timestamps.")
-    return [int(p) for p in pts]
-
-
-def record_done(ffprobe: Sequence[str], folder: Path, seg: Segment,
-                seen_as: Callable[[Path], str] | None = None) -> Done:
-    """Check the finished file (frame count) and write its done record atomically."""
+def record_done(folder: Path, seg: Segment) -> Done:
+    """Check the finished file (frame count) and write its done record atomically. Frames
+    and timestamps come from the Matroska block headers (an intra-only codec has one block
+    per frame), not from a decode: a decode of every segment cost ~4 % of a cheap model's
+    job, and no ffprobe is needed (a worker in the image has none of its own here)."""
     path = segment_file(folder, seg.index)
-    times = packet_times_ms(ffprobe, path, seen_as(path) if seen_as else None)
+    try:
+        times = frame_times(path)
+    except (OSError, FfsrError):
+        times = []
+    if not times:
+        raise FfsrError(f"{path.name} has unreadable timestamps.")
     frames, first, last = len(times), times[0], times[-1]
     if frames != seg.frames and seg.shift is None:  # a temporal segment's count is its slots
         raise FfsrError(f"Segment {seg.index} came out with {frames} of {seg.frames} frames (the "
