@@ -178,10 +178,10 @@ def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_
      r"combined with --deinterlace with --interpolation rife yet: those filters look across "
      r"frames, and their exactness at segment boundaries is not proven; run without "
      r"--segments\."),
-    (["--fps", "50", "--interpolation", "framerate", "--interpolate-after", "--dedupe"],
-     r"--segments cannot be combined with --interpolate-after through framerate and --dedupe "
-     r"yet \(the interpolator in the join would see the pre-pass's millisecond timestamps\); "
-     r"interpolate before upscaling or run without --segments\.")])
+    (["--fps", "50", "--interpolation", "framerate", "--interpolate-after", "--deinterlace"],
+     r"--segments cannot be combined with --interpolate-after through framerate and "
+     r"--deinterlace yet \(the interpolator in the join would see the pre-pass's millisecond "
+     r"timestamps\); interpolate before upscaling or run without --segments\.")])
 def test_temporal_filters_are_refused(clips: dict[str, Path], tmp_path: Path, extra: list[str],
                                       sentence: str) -> None:
     """What segments cannot make exactly (RIFE and --dedupe can: test_segments_temporal.py;

@@ -123,7 +123,11 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
         start_us = 0
     elif interpolates_in_join(plan):  # per-frame workers writing ticks (segments.after)
         after = {"time_base": [table.time_base.numerator, table.time_base.denominator],
-                 "shift": start_shift(table, start_us)}
+                 # --dedupe's setpts=N/FRAME_RATE/TB starts the time line at 0 itself
+                 "shift": 0 if req.dedupe else start_shift(table, start_us)}
+        if req.dedupe:
+            segments = with_decisions(segments, table,
+                                      kept_pts(plan.argv[0], req.input, plan.info.index))
     elif req.fps:  # RIFE: context frames, the single-process time line, kept output slots
         segments = with_context(segments, table, start, start_us, req.fps)
     elif req.dedupe:  # mpdecimate once over the clip; workers select what it kept

@@ -12,7 +12,7 @@ The other `--fps` interpolators (minterpolate's EPZS motion search starts from t
 frames' vectors, so every output depends on the whole history before it) run once over the
 whole clip in a pre-pass (segments.prepass), or after upscaling in the join
 (segments.after). Refused, one sentence each (``refusal``): those interpolators after
-upscaling with --dedupe or --deinterlace, and `--dedupe` with RIFE (plain `--dedupe`:
+upscaling with --deinterlace, and `--dedupe` with RIFE (plain `--dedupe`:
 segments.dedupe).
 """
 
@@ -82,11 +82,11 @@ def refusal(fps: Fraction | None, interpolation: str, dedupe: bool,
     """Why --segments cannot run these temporal options exactly; None: it can (RIFE here,
     the other interpolators through segments.prepass, or after the model in the join:
     segments.after)."""
-    if fps and interpolate_after and interpolation != "rife" and (dedupe or deinterlace):
+    if fps and interpolate_after and interpolation != "rife" and deinterlace:
         return (f"--segments cannot be combined with --interpolate-after through "
-                f"{interpolation} and --{'dedupe' if dedupe else 'deinterlace'} yet (the "
-                "interpolator in the join would see the pre-pass's millisecond timestamps); "
-                "interpolate before upscaling or run without --segments.")
+                f"{interpolation} and --deinterlace yet (the interpolator in the join would "
+                "see the pre-pass's millisecond timestamps); interpolate before upscaling or "
+                "run without --segments.")
     if fps and interpolate_after and interpolation != "rife":
         return None  # the join interpolates (segments.after)
     if fps and interpolation != "rife":
