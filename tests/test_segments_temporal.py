@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_inputs import espcn, espcn_cache, espcn_card  # noqa: F401  (ESPCN converted once, ONNX only)
+from test_rife_alone import pan_clip
 from test_segments import OPEN_GOP, audio_md5, ffsr, framemd5, make
 
 from ffsr.segments.temporal import refusal
@@ -39,6 +40,13 @@ def temporal_clips(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -
          "-i", "sine=frequency=440:duration=2.4", "-vf", "fps=25", *SHORT_GOP, "-c:a", "aac",
          "-shortest", str(held))
     return {"late": late, "vfr": vfr, "held": held}
+
+
+@pytest.fixture(scope="module")
+def twos(ffmpeg_bin: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Anime "on twos": 24 lossless frames at 24 fps, 12 drawings held 2 frames each."""
+    return pan_clip(ffmpeg_bin, shared_data, tmp_path_factory.mktemp("twos") / "twos.mkv",
+                    "floor(n/2)", 24)
 
 
 @pytest.mark.parametrize("clip", ["late", "vfr"])
@@ -78,6 +86,24 @@ def test_dedupe_segments_equal_single_process(temporal_clips: dict[str, Path], f
     assert framemd5(ffmpeg_bin, segmented) == frames
     assert audio_md5(ffmpeg_bin, segmented) == audio_md5(ffmpeg_bin, single) \
         == audio_md5(ffmpeg_bin, src)
+
+
+def test_dedupe_before_rife_segments_equal_single_process(twos: Path, ffmpeg_bin: Path,
+                                                         tmp_path: Path) -> None:
+    """--dedupe then RIFE: the drawings are decided once for the whole clip, and each worker
+    reads 2 drawings of context past its cuts (segments.dedupe)."""
+    src = twos
+    args = [str(src), "-m", "none", "--dedupe", "--fps", "24", "--interpolation", "rife"]
+    single, segmented = tmp_path / "single.mkv", tmp_path / "segmented.mkv"
+    proc = ffsr(*args, "-o", str(single))
+    assert proc.returncode == 0, proc.stderr
+    proc = ffsr(*args, "-o", str(segmented), "--segments", "2")  # a 1 s clip: one cut
+    assert proc.returncode == 0, proc.stderr
+    assert "2 of 2 segments made" in proc.stderr, proc.stderr
+    frames = framemd5(ffmpeg_bin, single)
+    assert len([ln for ln in frames if not ln.startswith("#")]) >= 23  # 12 drawings, doubled
+    assert framemd5(ffmpeg_bin, segmented) == frames
+    assert audio_md5(ffmpeg_bin, segmented) == audio_md5(ffmpeg_bin, src)
 
 
 def test_only_rifes_doubling_is_segmented() -> None:

@@ -128,3 +128,23 @@ def test_sigterm_stops_the_container(long_clip: Path,
     os.kill(proc.pid, signal.SIGTERM)
     assert_stopped_cleanly(proc, writers, out, signal.SIGTERM, set())
     assert {c["Id"] for c in docker_api.containers(all=True)} - before == set()
+
+
+def test_a_child_whose_parent_died_before_it_could_ask_for_the_signal_dies() -> None:
+    """die_with_parent's race: the parent is gone between the fork and the prctl, so no
+    SIGKILL will ever come. Simulated by forking between making the hook and using it: the
+    child's parent is then not the process that made the hook, and the child must die
+    before it runs anything (without the check, `sleep` runs and exits 0)."""
+    from ffsr.signals import die_with_parent
+
+    hook = die_with_parent()
+    pid = os.fork()
+    if pid == 0:  # another process than the hook's maker starts the child
+        code = 1
+        try:
+            rc = subprocess.Popen(["sleep", "0.2"], preexec_fn=hook).wait()
+            code = 0 if rc == -signal.SIGKILL else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -11,6 +11,7 @@ removed; the CLI then exits with 128 + the signal's number.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 import threading
@@ -76,13 +77,21 @@ def stop_on_signals() -> Iterator[None]:
 def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the child get SIGKILL if ffsr itself dies without
     cleaning up (SIGKILL, a crash), so no ffmpeg outlives it. None off Linux. prctl is
-    looked up here, in the parent: nothing may load between fork and exec."""
+    looked up here, in the parent: nothing may load between fork and exec.
+
+    A parent that dies between the fork and the prctl sends no signal (the child has been
+    handed to init by then), so the child checks that its parent is still the one that
+    forked it: measured, a driver killed just as it started the join left that ffmpeg
+    waiting on the join's FIFO for over an hour."""
     if not sys.platform.startswith("linux"):
         return None
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     pr_set_pdeathsig = 1
+    parent = os.getpid()
 
     def hook() -> None:
         prctl(pr_set_pdeathsig, signal.SIGKILL)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     return hook

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 from ffsr.errors import FfsrError
 from ffsr.interpolation.dedupe import mpdecimate_kept
-from ffsr.segments.frames import FrameTable, Segment
+from ffsr.segments.frames import FrameTable, Segment, seek_before
 
+CONTEXT = 2
+"""Kept drawings read past each side (as segments.temporal.CONTEXT for plain RIFE)."""
 HEAD = re.compile(r"^mpdecimate,setpts=(expr=)?N")
 """The graph's dedupe block as upscale.j2 renders it (plain --dedupe)."""
 MAX_SELECT = 100_000
@@ -49,12 +52,16 @@ def select_kept(table: FrameTable, seg: Segment, kept: set[int]) -> tuple[str, i
     if not own:
         raise FfsrError(f"Segment {seg.index} holds only duplicate frames, so --dedupe keeps "
                         "nothing of it; use fewer segments.")
-    terms = [f"between(pts\\,{table.pts[a]}\\,{table.pts[b]})" for a, b in _ranges(own)]
+    return _select(table, seg, own), len(own)
+
+
+def _select(table: FrameTable, seg: Segment, frames: list[int]) -> str:
+    terms = [f"between(pts\\,{table.pts[a]}\\,{table.pts[b]})" for a, b in _ranges(frames)]
     expr = "+".join(terms)
     if len(expr) > MAX_SELECT:
         raise FfsrError(f"Segment {seg.index} keeps too many separate runs of frames for one "
                         "select expression; use more segments.")
-    return f"select={expr}", len(own)
+    return f"select={expr}"
 
 
 def with_decisions(segments: list[Segment], table: FrameTable, kept: set[int]) -> list[Segment]:
@@ -64,6 +71,32 @@ def with_decisions(segments: list[Segment], table: FrameTable, kept: set[int]) -
         select, count = select_kept(table, seg, kept)
         out.append(replace(seg, frames=count, dedupe_select=select, kept_before=before))
         before += count
+    return out
+
+
+def with_decisions_and_context(segments: list[Segment], table: FrameTable, kept: set[int],
+                               start_time: Fraction, rate: Fraction) -> list[Segment]:
+    """--dedupe before RIFE: the drawings kept, re-timed 2 output slots apart, then doubled.
+    Each worker reads CONTEXT kept drawings past each side of its own (a middle frame needs
+    its neighbour across the cut), counts N from the first it reads and keeps the 2 output
+    slots of each of its own drawings: slot 2k at 2k/rate for drawing k, so the cut between
+    slots lies at (2k - 1/2)/rate and the odd/even parity cannot slip. ``shift`` 0 marks it
+    temporal (the frame count is checked as slots, not drawings)."""
+    order = sorted(i for i, p in enumerate(table.pts) if p in kept)
+    out, before = [], 0
+    for seg in with_decisions(segments, table, kept):
+        own = seg.frames
+        lo, hi = max(0, before - CONTEXT), min(len(order), before + own + CONTEXT)
+
+        def edge(k: int) -> float | None:
+            return None if k in (0, len(order)) else float((2 * k - Fraction(1, 2)) / rate)
+
+        out.append(replace(
+            seg, dedupe_select=_select(table, seg, order[lo:hi]), kept_before=lo, shift=0,
+            seek=None if order[lo] == 0 else seek_before(table, order[lo], start_time),
+            keep_start=edge(before), keep_end=edge(before + own),
+            out_frames=None if before + own == len(order) else 2 * own))
+        before += own
     return out
 
 

@@ -56,6 +56,9 @@ class Segment:
     pass kept here, put where the graph has mpdecimate; ``frames`` then counts those."""
     kept_before: int | None = None
     """--dedupe: frames kept before this segment (setpts's N starts there)."""
+    out_frames: int | None = None
+    """Temporal graphs: how many output frames the worker keeps, so its ffmpeg stops there
+    instead of decoding the rest of the file; None: to the end (the last segment)."""
 
 
 def probe_frames(ffprobe: Path, path: Path, stream: int) -> FrameTable:

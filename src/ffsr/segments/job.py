@@ -24,7 +24,7 @@ from ffsr.model_card import ModelCard
 from ffsr.progress import ProgressUpdate
 from ffsr.segments.after import interpolates_in_join, split_after
 from ffsr.segments.container import image_spec, planned_image, remove_unstarted
-from ffsr.segments.dedupe import kept_pts, with_decisions
+from ffsr.segments.dedupe import kept_pts, with_decisions, with_decisions_and_context
 from ffsr.segments.executor import LocalExecutor
 from ffsr.segments.frames import Segment, cut, format_start, probe_frames
 from ffsr.segments.join import Relay, join_task, progress_router
@@ -128,6 +128,9 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
         if req.dedupe:
             segments = with_decisions(segments, table,
                                       kept_pts(plan.argv[0], req.input, plan.info.index))
+    elif req.fps and req.dedupe:  # the drawings decided once, RIFE with context on them
+        segments = with_decisions_and_context(
+            segments, table, kept_pts(plan.argv[0], req.input, plan.info.index), start, req.fps)
     elif req.fps:  # RIFE: context frames, the single-process time line, kept output slots
         segments = with_context(segments, table, start, start_us, req.fps)
     elif req.dedupe:  # mpdecimate once over the clip; workers select what it kept

@@ -12,8 +12,7 @@ The other `--fps` interpolators (minterpolate's EPZS motion search starts from t
 frames' vectors, so every output depends on the whole history before it) run once over the
 whole clip in a pre-pass (segments.prepass), or after upscaling in the join
 (segments.after). Refused, one sentence each (``refusal``): those interpolators after
-upscaling with --deinterlace, and `--dedupe` with RIFE (plain `--dedupe`:
-segments.dedupe).
+upscaling with --deinterlace (`--dedupe`, alone or before RIFE: segments.dedupe).
 """
 
 from __future__ import annotations
@@ -49,11 +48,16 @@ def first_slot(table: FrameTable, i: int, shift: int, rate: Fraction) -> int:
                    tb.denominator * rate.denominator)
 
 
+def slots_before(boundary_s: float, start_time: Fraction, rate: Fraction) -> int:
+    """The last output slot before an input boundary (absolute seconds), on the graph's
+    time line (the file's start subtracted)."""
+    return math.floor((Fraction(boundary_s) - start_time) * rate)
+
+
 def between_slots(boundary_s: float, start_time: Fraction, rate: Fraction) -> float:
-    """The output boundary for an input boundary (absolute seconds): halfway between the
-    two output slots around it on the graph's time line (the file's start subtracted)."""
-    rel = Fraction(boundary_s) - start_time
-    return float((math.floor(rel * rate) + Fraction(1, 2)) / rate)
+    """The output boundary for an input boundary: halfway between the two output slots
+    around it."""
+    return float((slots_before(boundary_s, start_time, rate) + Fraction(1, 2)) / rate)
 
 
 def with_context(segments: list[Segment], table: FrameTable, start_time: Fraction,
@@ -66,13 +70,16 @@ def with_context(segments: list[Segment], table: FrameTable, start_time: Fractio
         lo, hi = seg.first - CONTEXT, seg.first + seg.frames + CONTEXT
         while lo > 0 and (first_slot(table, lo, shift, rate) - phase) % PERIOD:
             lo -= 1
+        first = phase if seg.start is None else slots_before(seg.start, start_time, rate) + 1
         out.append(replace(
             seg, shift=shift,
             seek=None if lo <= 0 else seek_before(table, lo, start_time),
             read_start=None if lo <= 0 else midpoint(table, lo),
             read_end=None if hi >= total else midpoint(table, hi),
             keep_start=None if seg.start is None else between_slots(seg.start, start_time, rate),
-            keep_end=None if seg.end is None else between_slots(seg.end, start_time, rate)))
+            keep_end=None if seg.end is None else between_slots(seg.end, start_time, rate),
+            out_frames=None if seg.end is None else
+            slots_before(seg.end, start_time, rate) - first + 1))
     return out
 
 
@@ -92,9 +99,7 @@ def refusal(fps: Fraction | None, interpolation: str, dedupe: bool,
     if fps and interpolation != "rife":
         return None  # the whole-clip pre-pass (segments.prepass)
     if dedupe and fps:
-        return ("--segments cannot be combined with --dedupe and --interpolation rife together "
-                "yet (RIFE's context across a cut would be frames mpdecimate dropped); run "
-                "without --segments.")
+        return None  # the drawings decided once, RIFE with context (segments.dedupe)
     if fps and (not input_rate or fps != 2 * input_rate):
         return ("--segments with --interpolation rife is proven for doubling the input's "
                 "frame rate only (the cuts follow that graph's odd/even output slots); run "

@@ -67,15 +67,26 @@ def worker_graph(graph: str, in_label: str, seg: Segment) -> str:
         raise FfsrError(f"Internal: the filter graph does not run from {head} to {tail}.")
     body = graph[len(head):]
     if seg.dedupe_select is not None:
-        return f"{head}{worker_body(body, seg)}"
+        body = worker_body(body, seg)
+        if seg.shift is None:
+            return f"{head}{body}"
+        # RIFE after --dedupe (segments.dedupe): only its own output slots are kept
+        return f"{head}{body[:-len(tail)]},{select_filter(seg.keep_start, seg.keep_end)}{tail}"
     if seg.shift is None:
         return f"{head}{select_filter(seg.start, seg.end)},{body}"
     return (f"{head}{select_filter(seg.read_start, seg.read_end)},setpts=PTS-{seg.shift},"
             f"{body[:-len(tail)]},{select_filter(seg.keep_start, seg.keep_end)}{tail}")
 
 
+def frames_written(seg: Segment) -> int | None:
+    """The frames the segment's file holds: its own (per-frame graphs), its output slots
+    (temporal graphs); None: not known before (the last temporal segment)."""
+    return seg.frames if seg.shift is None else seg.out_frames
+
+
 def worker_argv(ffmpeg: str, source: str, graph: str, in_label: str, seg: Segment,
                 out: Path) -> list[str]:
+    cap = frames_written(seg)  # ffmpeg stops there rather than decode the rest of the file
     argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-v", "info", "-progress", "pipe:1",
             "-nostats", "-copyts"]
     if seg.seek is not None:
@@ -83,7 +94,7 @@ def worker_argv(ffmpeg: str, source: str, graph: str, in_label: str, seg: Segmen
     argv += ["-i", source, "-filter_complex", worker_graph(graph, in_label, seg),
              "-map", "[vout]", *INTERMEDIATE, "-fps_mode", "passthrough",
              "-enc_time_base:v", "1:1000",
-             *([] if seg.shift is not None else ["-frames:v", str(seg.frames)]),
+             *([] if cap is None else ["-frames:v", str(cap)]),
              "-map_metadata", "-1", "-f", "matroska", str(out)]
     return argv
 
@@ -115,8 +126,9 @@ def record_done(folder: Path, seg: Segment) -> Done:
     if not times:
         raise FfsrError(f"{path.name} has unreadable timestamps.")
     frames, first, last = len(times), times[0], times[-1]
-    if frames != seg.frames and seg.shift is None:  # a temporal segment's count is its slots
-        raise FfsrError(f"Segment {seg.index} came out with {frames} of {seg.frames} frames (the "
+    expected = frames_written(seg)
+    if expected is not None and frames != expected:
+        raise FfsrError(f"Segment {seg.index} came out with {frames} of {expected} frames (the "
                         "input decodes differently than its frame table says); run without "
                         "--segments.")
     done = Done(frames, path.stat().st_size, sha256_file(path), first, last,
@@ -142,7 +154,7 @@ def read_done(folder: Path, seg: Segment) -> tuple[Done | None, str | None]:
     if not path.is_file():
         return None, f"segment {seg.index}'s file is missing (deleted?); it is made again."
     if path.stat().st_size != done.size or sha256_file(path) != done.sha256 or \
-            (done.frames != seg.frames and seg.shift is None):
+            done.frames != (frames_written(seg) or done.frames):
         return None, (f"segment {seg.index}'s file does not match its done record "
                       "(corrupted?); it is made again.")
     return done, None
