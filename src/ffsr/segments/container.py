@@ -56,11 +56,12 @@ def planned_image(plan: UpscalePlan) -> str:
     return image_id(connect(timeout=60), container_image(plan.request))
 
 
-def image_spec(plan: UpscalePlan, graph: str) -> dict[str, Any]:
-    """What a worker needs to run its segment in the image (the manifest's worker.docker);
-    ``graph``: the worker's, with the models where the image sees them (container_cards)."""
+def image_spec(plan: UpscalePlan, image: str, graph: str) -> dict[str, Any]:
+    """What a worker needs to run its segment in the image (the manifest's worker.docker):
+    ``image``, its id (planned_image); ``graph``, the worker's, with the models where the
+    image sees them (container_cards)."""
     req = plan.request
-    return {"image": planned_image(plan), "tag": container_image(req),
+    return {"image": image, "tag": container_image(req),
             "gpu": wants_gpu(req.device, req.encoder), "graph": graph,
             "mounts": [[str(m.host), m.container] for m in plan.mounts]}
 

@@ -19,10 +19,8 @@ from pathlib import Path
 
 from ffsr.errors import FfsrError
 from ffsr.interpolation.dedupe import mpdecimate_kept
-from ffsr.segments.frames import FrameTable, Segment, seek_before
+from ffsr.segments.frames import CONTEXT, FrameTable, Segment, seek_before
 
-CONTEXT = 2
-"""Kept drawings read past each side (as segments.temporal.CONTEXT for plain RIFE)."""
 HEAD = re.compile(r"^mpdecimate,setpts=(expr=)?N")
 """The graph's dedupe block as upscale.j2 renders it (plain --dedupe)."""
 MAX_SELECT = 100_000

@@ -14,6 +14,11 @@ from pathlib import Path
 
 from ffsr.errors import FfsrError
 
+CONTEXT = 2
+"""Frames a temporal worker reads past each side of its own (RIFE, and the drawings before
+RIFE with --dedupe): a middle frame needs one neighbour beyond the boundary; one more keeps
+the fps filter's end-of-stream repeat outside the kept slots."""
+
 
 @dataclass(frozen=True)
 class FrameTable:

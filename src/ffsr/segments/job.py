@@ -107,10 +107,12 @@ def refuse_unsupported(plan: UpscalePlan) -> None:
 
 
 def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
-                  prepass: Path | None = None) -> tuple[list[Segment], dict[str, Any], int]:
+                  prepass: Path | None = None,
+                  image: str | None = None) -> tuple[list[Segment], dict[str, Any], int]:
     """The cut, the manifest and the start time (µs) the join subtracts: the file's, which
     ffmpeg subtracts in the single-process run, where the segments keep absolute times.
-    With a pre-pass (segments.prepass) the segments cut its file instead of the input."""
+    With a pre-pass (segments.prepass) the segments cut its file instead of the input.
+    ``image``: the id of the image the segments run in (--runtime docker), else None."""
     req = plan.request
     ffprobe = FfmpegChoice(Path(plan.argv[0]), "").ffprobe
     source, stream = (prepass, 0) if prepass else (req.input, plan.info.index)
@@ -136,21 +138,21 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
     elif req.dedupe:  # mpdecimate once over the clip; workers select what it kept
         segments = with_decisions(segments, table,
                                   kept_pts(plan.argv[0], req.input, plan.info.index))
-    manifest = job_manifest(plan, segments)
+    manifest = job_manifest(plan, segments, image)
     manifest["requested_segments"] = count
     # What a worker elsewhere needs (segments.work); resume compares the parts above.
     manifest["worker"] = {"ffmpeg": plan.argv[0], "in_label": f"0:{plan.info.index}",
                           "models": [str(c.path_for(plan.backend)) for c in plan.cards]}
     time_base = table.time_base if after else None
     if split and prepass:
-        manifest["worker"].update(source=str(prepass.resolve()), in_label=WORKER_LABEL)
-    if split or after:
-        manifest["worker"]["graph"] = worker_graph(plan, plan.cards, split is not None, time_base)
+        manifest["worker"].update(source=str(prepass.resolve()), graph=split.rest,
+                                  in_label=WORKER_LABEL)
     if after:
-        manifest["join"] = {**after, "tail": split_after(plan.cards, _options(plan), plan.graph,
-                                                         table.time_base).tail}
-    if req.runtime == "docker":  # each segment's ffmpeg in the image (segments.container)
-        manifest["worker"]["docker"] = image_spec(plan, worker_graph(
+        cut_after = split_after(plan.cards, _options(plan), plan.graph, table.time_base)
+        manifest["worker"]["graph"] = cut_after.worker
+        manifest["join"] = {**after, "tail": cut_after.tail}
+    if image:  # each segment's ffmpeg in the image (segments.container)
+        manifest["worker"]["docker"] = image_spec(plan, image, worker_graph(
             plan, container_cards(plan.cards), split is not None, time_base))
     # The join's input timestamps: absolute (per-frame), or already the file's (RIFE,
     # --dedupe's N/FRAME_RATE, the pre-pass); the join converts ticks itself.
@@ -175,7 +177,8 @@ def worker_graph(plan: UpscalePlan, cards: list[ModelCard], prepass: bool,
     return split_after(cards, opts, graph, ticks).worker if ticks else graph
 
 
-def job_manifest(plan: UpscalePlan, segments: list[Segment] | None) -> dict[str, Any]:
+def job_manifest(plan: UpscalePlan, segments: list[Segment] | None,
+                 image: str | None = None) -> dict[str, Any]:
     """What the job is made from (segments.manifest); without ``segments`` for the checks
     a resume can make before the cut (before a pre-pass, which is not free)."""
     from ffsr import __version__
@@ -190,7 +193,7 @@ def job_manifest(plan: UpscalePlan, segments: list[Segment] | None) -> dict[str,
         models={c.name: c.file_for(plan.backend).sha256 for c in plan.cards},
         ffsr_version=str(__version__),
         ffmpeg={"version": ffmpeg_version(), "binary": binary_identity(Path(plan.argv[0])),
-                **({"image": planned_image(plan)} if req.runtime == "docker" else {})})
+                **({"image": image} if image else {})})
     if segments is None:
         del manifest["segments"]
     return manifest
@@ -214,8 +217,8 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
     """Every check and refusal before the segments: the pre-pass where the graph has one,
     cut, manifest, what a resume keeps."""
     refuse_unsupported(plan)
-    if plan.request.runtime == "docker":  # a missing image refuses before any work
-        planned_image(plan)
+    # a missing image refuses before any work
+    image = planned_image(plan) if plan.request.runtime == "docker" else None
     # -m none and unsplittable graphs refuse here, before any work
     split = split_graph(plan) if needs_prepass(plan) else None
     if opts.executor not in EXECUTORS:
@@ -228,7 +231,7 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
     folder = work_folder(plan.output)
     notes: list[str] = []
     if opts.resume:  # before any work: a changed input or option refuses at once
-        check_resumable(read_manifest(folder), job_manifest(plan, None), folder)
+        check_resumable(read_manifest(folder), job_manifest(plan, None, image), folder)
     elif folder.exists():
         finished = len(list(folder.glob("segment-*.done.json")))
         if finished and not plan.request.overwrite:  # hours of work are never thrown away silently
@@ -236,10 +239,10 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
                             "pass --resume to keep them or --overwrite to start over.")
         shutil.rmtree(folder)
     folder.mkdir(exist_ok=True)
-    if plan.request.runtime == "docker":
+    if image:
         remove_unstarted(folder)
     prepass = run_prepass(plan, split, folder, on_prepass) if split else None
-    segments, manifest, start_us = plan_segments(plan, opts.segments, split, prepass)
+    segments, manifest, start_us = plan_segments(plan, opts.segments, split, prepass, image)
     if opts.resume:
         check_resumable(read_manifest(folder), manifest, folder)
     write_manifest(folder, manifest)

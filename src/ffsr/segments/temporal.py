@@ -21,12 +21,9 @@ import math
 from dataclasses import replace
 from fractions import Fraction
 
-from ffsr.segments.frames import FrameTable, Segment, midpoint, seek_before
+from ffsr.segments.frames import CONTEXT, FrameTable, Segment, midpoint, seek_before
 from ffsr.segments.join import rescale
 
-CONTEXT = 2
-"""Input frames read past each side: a middle frame needs one neighbour beyond the
-boundary; one more keeps the fps filter's end-of-stream repeat outside the kept slots."""
 PERIOD = 2
 """The RIFE graph covers odd output frames (overlay enable=mod(n,2), n counted from the
 worker's first output frame): a worker's first frame must land on a slot of the same
