@@ -174,18 +174,14 @@ def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_
 
 
 @pytest.mark.parametrize(("extra", "sentence"), [
-    (["--deinterlace", "--fps", "50", "--interpolation", "rife"], r"--segments cannot be "
-     r"combined with --deinterlace with --interpolation rife yet: those filters look across "
-     r"frames, and their exactness at segment boundaries is not proven; run without "
-     r"--segments\."),
-    (["--fps", "50", "--interpolation", "framerate", "--interpolate-after", "--deinterlace"],
-     r"--segments cannot be combined with --interpolate-after through framerate and "
-     r"--deinterlace yet \(the interpolator in the join would see the pre-pass's millisecond "
-     r"timestamps\); interpolate before upscaling or run without --segments\.")])
+    (["--fps", "30", "--interpolation", "rife"], r"--segments with --interpolation rife is "
+     r"proven for doubling the input's frame rate only \(the cuts follow that graph's odd/even "
+     r"output slots\); run without --segments\.")])
 def test_temporal_filters_are_refused(clips: dict[str, Path], tmp_path: Path, extra: list[str],
                                       sentence: str) -> None:
     """What segments cannot make exactly (RIFE and --dedupe can: test_segments_temporal.py;
-    minterpolate, framerate, --deinterlace through the pre-pass: test_segments_prepass.py)."""
+    minterpolate, framerate, --deinterlace through the pre-pass, and after the model in the
+    join: test_segments_prepass.py)."""
     proc = ffsr(str(clips["gop"]), "-m", "espcn", "-o", str(tmp_path / "o.mp4"), "--segments",
                 "3", *extra)
     # RIFE is converted on its first use in a session, and ffsr says so before refusing.

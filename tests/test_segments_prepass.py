@@ -52,6 +52,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -> dict[st
     ("ntsc", ["--fps", "60"]),
     ("held", ["--dedupe", "--fps", "30"]),
     ("late", ["--deinterlace"]),
+    # --interpolation rife without --fps interpolates nothing: bwdif still needs the pre-pass
+    ("late", ["--deinterlace", "--interpolation", "rife"]),
     ("late", ["--fps", "30", "--interpolation", "fps"]),
 ], ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_prepass_segments_equal_single_process(clips: dict[str, Path], ffmpeg_bin: Path,
@@ -80,13 +82,17 @@ def test_prepass_segments_equal_single_process(clips: dict[str, Path], ffmpeg_bi
     ("late", ["--fps", "50", "--interpolation", "framerate"]),
     ("late", ["--fps", "30", "--interpolation", "fps"]),
     ("held", ["--dedupe", "--fps", "30"]),
+    ("ntsc", ["--fps", "60000/1001", "--deinterlace"]),
+    ("held", ["--dedupe", "--fps", "30", "--interpolation", "framerate", "--deinterlace"]),
 ], ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_interpolation_after_the_model_runs_in_the_join(clips: dict[str, Path],
                                                         ffmpeg_bin: Path, tmp_path: Path,
                                                         clip: str, options: list[str]) -> None:
     """--interpolate-after: the workers upscale and write each frame's pts in input ticks,
-    the join interpolates on those exact timestamps (segments.after); no pre-pass. With
-    millisecond timestamps every frame of the NTSC case differed."""
+    the join interpolates on those exact timestamps (segments.after). With --deinterlace the
+    pre-pass (bwdif, and mpdecimate with --dedupe) writes its graph's ticks, which the workers
+    pass through. With millisecond timestamps every frame of the NTSC case differed, and
+    with the pre-pass writing milliseconds the deinterlaced NTSC case differed too."""
     src = clips[clip]
     single, segmented = tmp_path / "single.mkv", tmp_path / "segmented.mkv"
     args = [str(src), "-m", "espcn", *options, "--interpolate-after"]
@@ -94,7 +100,8 @@ def test_interpolation_after_the_model_runs_in_the_join(clips: dict[str, Path],
     assert proc.returncode == 0, proc.stderr
     proc = ffsr(*args, "-o", str(segmented), "--segments", "3")
     assert proc.returncode == 0, proc.stderr
-    assert "3 of 3 segments made" in proc.stderr and "pre-pass" not in proc.stderr, proc.stderr
+    assert "3 of 3 segments made" in proc.stderr, proc.stderr
+    assert ("pre-pass" in proc.stderr) == ("--deinterlace" in options), proc.stderr
     frames = framemd5(ffmpeg_bin, single)
     assert len([ln for ln in frames if not ln.startswith("#")]) > 10
     assert framemd5(ffmpeg_bin, segmented) == frames
@@ -133,10 +140,6 @@ def test_resume_keeps_the_prepass_and_redoes_a_damaged_one(clips: dict[str, Path
 
 @pytest.mark.usefixtures("espcn")
 @pytest.mark.parametrize(("extra", "sentence"), [
-    (["--fps", "50", "--interpolate-after", "--deinterlace"], r"--segments cannot be combined "
-     r"with --interpolate-after through minterpolate and --deinterlace yet \(the interpolator "
-     r"in the join would see the pre-pass's millisecond timestamps\); interpolate before "
-     r"upscaling or run without --segments\."),
     (["-m", "none", "--fps", "50"], r"--segments splits the model's work, and -m none runs no "
      r"model; run without --segments\."),
 ])

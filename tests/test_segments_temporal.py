@@ -11,13 +11,14 @@ parity step taken out); without context frames the frames at the cuts differed."
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from test_inputs import espcn, espcn_cache, espcn_card  # noqa: F401  (ESPCN converted once, ONNX only)
 from test_rife_alone import pan_clip
-from test_segments import OPEN_GOP, audio_md5, ffsr, framemd5, make
+from test_segments import OPEN_GOP, audio_md5, ffsr, framemd5, make, one_sentence
 
 from ffsr.segments.temporal import refusal
 
@@ -49,11 +50,14 @@ def twos(ffmpeg_bin: Path, shared_data: Path, tmp_path_factory: pytest.TempPathF
                     "floor(n/2)", 24)
 
 
-@pytest.mark.parametrize("clip", ["late", "vfr"])
+@pytest.mark.parametrize(("clip", "extra"), [("late", []), ("vfr", []),
+                                             ("late", ["--deinterlace"])])
 def test_rife_segments_equal_single_process(temporal_clips: dict[str, Path], ffmpeg_bin: Path,
-                                            tmp_path: Path, clip: str) -> None:
+                                            tmp_path: Path, clip: str, extra: list[str]) -> None:
+    """With --deinterlace, bwdif makes each frame from its input neighbours: the context frames
+    cover them too (with 1 context frame the frames at the cuts differed)."""
     src = temporal_clips[clip]
-    rife = ["-m", "none", "--fps", "50", "--interpolation", "rife"]
+    rife = ["-m", "none", "--fps", "50", "--interpolation", "rife", *extra]
     single, segmented = tmp_path / "single.mkv", tmp_path / "segmented.mkv"
     proc = ffsr(str(src), *rife, "-o", str(single))
     assert proc.returncode == 0, proc.stderr
@@ -104,6 +108,20 @@ def test_dedupe_before_rife_segments_equal_single_process(twos: Path, ffmpeg_bin
     assert len([ln for ln in frames if not ln.startswith("#")]) >= 23  # 12 drawings, doubled
     assert framemd5(ffmpeg_bin, segmented) == frames
     assert audio_md5(ffmpeg_bin, segmented) == audio_md5(ffmpeg_bin, src)
+
+
+def test_deinterlace_with_dedupe_before_rife_is_one_sentence(twos: Path, tmp_path: Path) -> None:
+    """The drawings are decided on the input, where the single process decides them after
+    bwdif: refused, not made inexactly."""
+    proc = ffsr(str(twos), "-m", "none", "--deinterlace", "--dedupe", "--fps", "24",
+                "--interpolation", "rife", "-o", str(tmp_path / "o.mkv"), "--segments", "2")
+    # RIFE is converted on its first use in a session, and ffsr says so before refusing.
+    proc.stderr = re.sub(r"^converting rife-\S+ \(first use\)…\n\n?", "", proc.stderr)
+    one_sentence(proc,
+                 r"--segments cannot be combined with --deinterlace with --dedupe before RIFE "
+                 r"yet: those filters look across frames, and their exactness at segment "
+                 r"boundaries is not proven; run without --segments\.")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_only_rifes_doubling_is_segmented() -> None:

@@ -44,12 +44,14 @@ def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume:
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         bar: list[TaskID] = []
+        req = plan.request  # the pre-pass makes the new rate only where it interpolates
+        pre_total = plan.expected_frames if req.fps and not req.interpolate_after else \
+            plan.info.frames
 
         def on_prepass(_: int, update: ProgressUpdate) -> None:
             if not bar:  # only once it runs: refusals come before any bar
-                bar.append(progress.add_task("pre-pass (whole clip, once)",
-                                             total=plan.expected_frames, fps=0.0,
-                                             workers=""))
+                bar.append(progress.add_task("pre-pass (whole clip, once)", total=pre_total,
+                                             fps=0.0, workers=""))
             progress.update(bar[0], completed=update.frame, fps=update.fps)
 
         prepared = prepare_segments(plan, opts, on_prepass)

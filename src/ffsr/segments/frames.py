@@ -98,6 +98,17 @@ def probe_frames(ffprobe: Path, path: Path, stream: int) -> FrameTable:
                       tuple(i for i, (_, key) in enumerate(frames) if key))
 
 
+def stream_time_base(ffprobe: Path, path: Path, stream: int) -> Fraction:
+    """One stream's time base (what its decoded frames carry into the graph)."""
+    out = subprocess.run([str(ffprobe), "-v", "error", "-select_streams", str(stream),
+                          "-show_entries", "stream=time_base", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True)
+    try:
+        return Fraction(out.stdout.strip().split("\n")[0])
+    except (ValueError, ZeroDivisionError):
+        raise FfsrError(f"Cannot read the time base of {path}'s video stream.") from None
+
+
 def cut(table: FrameTable, count: int, start_time: Fraction = Fraction(0)) -> list[Segment]:
     """At most ``count`` segments of about equal frame counts, each starting at a keyframe.
     ``start_time`` is the file's start (ffmpeg's -ss counts from there)."""

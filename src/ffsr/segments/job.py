@@ -40,6 +40,7 @@ from ffsr.segments.prepass import (
     Split,
     needs_prepass,
     per_frame_graph,
+    rest_options,
     run_prepass,
     split_graph,
 )
@@ -88,12 +89,12 @@ def refuse_unsupported(plan: UpscalePlan) -> None:
     refused in one sentence."""
     req = plan.request
     why = refusal(req.fps, req.interpolation, req.dedupe, plan.info.frame_rate,
-                  req.interpolate_after, req.deinterlace)
+                  req.interpolate_after)
     if why:
         raise FfsrError(why)
     rife = bool(req.fps) and req.interpolation == "rife"
-    temporal = [name for name, on in (("--deinterlace with --interpolation rife",
-                                       req.deinterlace and rife),
+    temporal = [name for name, on in (("--deinterlace with --dedupe before RIFE",
+                                       req.deinterlace and req.dedupe and rife),
                                       ("a .gif output (one palette for the whole clip)",
                                        plan.output.suffix.lower() == ".gif")) if on]
     if temporal:
@@ -123,6 +124,8 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
     after = None
     if prepass:  # its timestamps are the graph's own already: the input's start is gone
         start_us = 0
+        if split and split.ticks:  # in ticks, for the join's interpolator (segments.after)
+            after = {"time_base": [split.ticks.numerator, split.ticks.denominator], "shift": 0}
     elif interpolates_in_join(plan):  # per-frame workers writing ticks (segments.after)
         after = {"time_base": [table.time_base.numerator, table.time_base.denominator],
                  # --dedupe's setpts=N/FRAME_RATE/TB starts the time line at 0 itself
@@ -145,10 +148,11 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
                           "models": [str(c.path_for(plan.backend)) for c in plan.cards]}
     time_base = table.time_base if after else None
     if split and prepass:
-        manifest["worker"].update(source=str(prepass.resolve()), graph=split.rest,
+        manifest["worker"].update(source=str(prepass.resolve()), graph=split.worker,
                                   in_label=WORKER_LABEL)
     if after:
-        cut_after = split_after(plan.cards, _options(plan), plan.graph, table.time_base)
+        cut_after = split.after if split and split.after else \
+            split_after(plan.cards, _options(plan), plan.graph, table.time_base)
         manifest["worker"]["graph"] = cut_after.worker
         manifest["join"] = {**after, "tail": cut_after.tail}
     if image:  # each segment's ffmpeg in the image (segments.container)
@@ -172,8 +176,9 @@ def worker_graph(plan: UpscalePlan, cards: list[ModelCard], prepass: bool,
     interpolates (writing pts as ``ticks``: segments.after), else the whole graph."""
     opts = _options(plan)
     if prepass:
-        return per_frame_graph(cards, opts)
-    graph = render_graph(cards, opts)
+        graph, opts = per_frame_graph(cards, opts), rest_options(opts, WORKER_LABEL)
+    else:
+        graph = render_graph(cards, opts)
     return split_after(cards, opts, graph, ticks).worker if ticks else graph
 
 

@@ -1,6 +1,10 @@
 """The pre-pass: the part of the graph before the model that looks across the whole clip
 (`--fps` through minterpolate, framerate or fps; `--deinterlace`; `--dedupe` with those),
 run once over the clip in one ffmpeg, written losslessly; the segments then cut that file.
+With `--interpolate-after` the interpolator runs in the join (segments.after), which weighs
+frames by their timestamps: the pre-pass file then carries its graph's pts as ticks of the
+graph's time base where Matroska expects milliseconds, the workers pass them through (their
+ticks are the file's milliseconds) and the join reads them back.
 
 minterpolate's EPZS motion search starts from the previous frames' vectors, so every output
 frame depends on the whole clip before it and no cut with bounded context reproduces it.
@@ -21,13 +25,17 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 from ffsr.errors import FfsrError
+from ffsr.ffmpeg_tools import FfmpegChoice
 from ffsr.filtergraph import GraphOptions, render_before_model, render_graph
 from ffsr.model_card import ModelCard
 from ffsr.progress import ProgressUpdate
+from ffsr.segments.after import AfterSplit, interpolates_in_join, split_after, ticks_out
 from ffsr.segments.executor import LocalExecutor, Task
+from ffsr.segments.frames import stream_time_base
 from ffsr.segments.worker import INTERMEDIATE
 from ffsr.upscale_job import NO_MODEL, UpscalePlan
 from ffsr.zoo import sha256_file
@@ -45,15 +53,34 @@ class Split:
     """From the input's video stream to [vout]: the whole-clip part."""
     rest: str
     """From the pre-pass file's stream (WORKER_LABEL) to [vout]: the per-frame part."""
+    ticks: Fraction | None = None
+    """The pre-pass graph's output time base, whose ticks its file carries (--interpolate-after:
+    the join interpolates); None: plain milliseconds."""
+    after: AfterSplit | None = None
+    """``rest`` cut after the model when the join interpolates (segments.after)."""
+
+    @property
+    def run_graph(self) -> str:
+        """The pre-pass graph as it runs: ``pre``, writing ticks where the join needs them."""
+        if self.ticks is None:
+            return self.pre
+        body, label = self.pre.rsplit("[", 1)
+        return f"{body},{ticks_out(self.ticks)}[{label}"
+
+    @property
+    def worker(self) -> str:
+        """What each worker runs on the pre-pass file."""
+        return self.after.worker if self.after else self.rest
 
 
 def needs_prepass(plan: UpscalePlan) -> bool:
     """Whether the part before the model looks across frames in a way segments cannot cut
     exactly (RIFE and plain --dedupe have their own exact cuts: segments.temporal, .dedupe)."""
     req = plan.request
+    rife = bool(req.fps) and req.interpolation == "rife"
     interpolates_first = bool(req.fps) and not req.interpolate_after
-    return (interpolates_first and req.interpolation != "rife") or \
-        (req.deinterlace and req.interpolation != "rife")
+    # --interpolation rife without --fps interpolates nothing: its --deinterlace needs the pass.
+    return (interpolates_first or req.deinterlace) and not rife
 
 
 def split_graph(plan: UpscalePlan) -> Split:
@@ -69,13 +96,35 @@ def split_graph(plan: UpscalePlan) -> Split:
             head + pre[len(head):-len(tail)] + rest[len(rest_head):] != plan.graph:
         raise FfsrError("Internal: the filter graph does not split into a whole-clip part and "
                         "a per-frame part; run without --segments.")
-    return Split(pre=pre, rest=rest)
+    if not interpolates_in_join(plan):
+        return Split(pre=pre, rest=rest)
+    ffprobe = FfmpegChoice(Path(plan.argv[0]), "").ffprobe
+    ticks = graph_time_base(stream_time_base(ffprobe, plan.request.input, plan.info.index),
+                            opts.deinterlace)
+    # the workers read the pre-pass file, whose ticks are its milliseconds
+    after = split_after(list(plan.cards), rest_options(opts, WORKER_LABEL), rest,
+                        Fraction(1, 1000))
+    return Split(pre=pre, rest=rest, ticks=ticks, after=after)
+
+
+def graph_time_base(input_time_base: Fraction, deinterlace: bool) -> Fraction:
+    """The pre-pass graph's output time base: the input's, halved by bwdif (yadif_common.c's
+    config_output, where the halved denominator fits an int; mpdecimate and setpts keep it)."""
+    halved = input_time_base / 2
+    return halved if deinterlace and halved.denominator <= 2**31 - 1 else input_time_base
+
+
+def rest_options(opts: GraphOptions, in_label: str | None = None) -> GraphOptions:
+    """The options of the per-frame rest: the pre-pass's filters off, the interpolator kept
+    where it runs after the model (in the join)."""
+    return replace(opts, fps=opts.fps if opts.interpolate_after else None, deinterlace=False,
+                   dedupe=False, in_label=in_label or opts.in_label)
 
 
 def per_frame_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
     """The graph after the pre-pass, from the pre-pass file's stream (WORKER_LABEL) to the
     output; ``cards`` say where the models are (here, or in the image)."""
-    rest = render_graph(cards, replace(opts, fps=None, deinterlace=False, dedupe=False))
+    rest = render_graph(cards, rest_options(opts))
     head = f"[{opts.in_label}]"
     if not rest.startswith(head):
         raise FfsrError("Internal: the per-frame graph does not start at the input.")
@@ -116,18 +165,18 @@ def run_prepass(plan: UpscalePlan, split: Split, folder: Path,
                 on_progress: Callable[[int, ProgressUpdate], None] | None = None) -> Path:
     """Make (or keep) the pre-pass file; returns its path."""
     path = folder / PRE_FILE
-    if kept_prepass(folder, split.pre):
+    if kept_prepass(folder, split.run_graph):
         return path
     partial = folder / f".{PRE_FILE}.partial.mkv"
 
     def finish() -> None:
         os.replace(partial, path)
         tmp = folder / f".{PRE_DONE}.tmp"
-        tmp.write_text(json.dumps({"graph": split.pre, "size": path.stat().st_size,
+        tmp.write_text(json.dumps({"graph": split.run_graph, "size": path.stat().st_size,
                                    "sha256": sha256_file(path)}, indent=1))
         os.replace(tmp, folder / PRE_DONE)
 
-    task = Task(-1, prepass_argv(plan, split.pre, partial), folder / "prepass.log", finish,
+    task = Task(-1, prepass_argv(plan, split.run_graph, partial), folder / "prepass.log", finish,
                 "The pre-pass")
     try:
         LocalExecutor(1).run([task], on_progress)

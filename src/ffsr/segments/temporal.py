@@ -6,13 +6,18 @@ reads CONTEXT frames on both sides of its own frames, subtracts the file's start
 single-process run does (the graph then sees the same timestamps, so the output grid and
 the interpolation phase are the same), runs the whole graph and keeps only the output
 frames in its half-open interval of the output time line. Each boundary lies halfway
-between two output slots, so no rounding can move a frame across it.
+between two output slots, so no rounding can move a frame across it. With --deinterlace
+(bwdif before the model) each frame is made from its input neighbours as well: the kept
+slots need frames first-1 … first+frames exact, and bwdif makes those from inputs first-2 …
+first+frames+1, which the CONTEXT of 2 reads (bwdif halves the time base and doubles the
+pts, so the slots, computed in seconds, are the same).
 
 The other `--fps` interpolators (minterpolate's EPZS motion search starts from the previous
 frames' vectors, so every output depends on the whole history before it) run once over the
 whole clip in a pre-pass (segments.prepass), or after upscaling in the join
-(segments.after). Refused, one sentence each (``refusal``): those interpolators after
-upscaling with --deinterlace (`--dedupe`, alone or before RIFE: segments.dedupe).
+(segments.after; with --deinterlace the pre-pass file carries ticks for it). Refused, one
+sentence each: --deinterlace with --dedupe before RIFE (`--dedupe`, alone or before RIFE:
+segments.dedupe).
 """
 
 from __future__ import annotations
@@ -81,16 +86,10 @@ def with_context(segments: list[Segment], table: FrameTable, start_time: Fractio
 
 
 def refusal(fps: Fraction | None, interpolation: str, dedupe: bool,
-            input_rate: Fraction | None, interpolate_after: bool = False,
-            deinterlace: bool = False) -> str | None:
+            input_rate: Fraction | None, interpolate_after: bool = False) -> str | None:
     """Why --segments cannot run these temporal options exactly; None: it can (RIFE here,
     the other interpolators through segments.prepass, or after the model in the join:
     segments.after)."""
-    if fps and interpolate_after and interpolation != "rife" and deinterlace:
-        return (f"--segments cannot be combined with --interpolate-after through "
-                f"{interpolation} and --deinterlace yet (the interpolator in the join would "
-                "see the pre-pass's millisecond timestamps); interpolate before upscaling or "
-                "run without --segments.")
     if fps and interpolate_after and interpolation != "rife":
         return None  # the join interpolates (segments.after)
     if fps and interpolation != "rife":
