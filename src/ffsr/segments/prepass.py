@@ -52,7 +52,8 @@ class Split:
     pre: str
     """From the input's video stream to [vout]: the whole-clip part."""
     rest: str
-    """From the pre-pass file's stream (WORKER_LABEL) to [vout]: the per-frame part."""
+    """From the pre-pass file's stream (WORKER_LABEL) to [vout]: the per-frame part (with
+    --interpolate-after the interpolator too, which ``after`` moves to the join)."""
     ticks: Fraction | None = None
     """The pre-pass graph's output time base, whose ticks its file carries (--interpolate-after:
     the join interpolates); None: plain milliseconds."""
