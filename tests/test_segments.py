@@ -80,14 +80,15 @@ def clips(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -> dict[st
     return {"gop": gop, "vfr": vfr}
 
 
-def single_and_segmented(clip: Path, out_dir: Path, suffix: str) -> tuple[Path, Path, float,
-                                                                          float]:
+def single_and_segmented(clip: Path, out_dir: Path, suffix: str,
+                         cut: tuple[str, ...] = ("--segments", "3")) -> tuple[Path, Path, float,
+                                                                              float]:
     single, segmented = out_dir / f"single{suffix}", out_dir / f"segmented{suffix}"
     t0 = time.monotonic()
     proc = ffsr(str(clip), "-m", "espcn", "-o", str(single))
     t1 = time.monotonic()
     assert proc.returncode == 0, proc.stderr
-    proc = ffsr(str(clip), "-m", "espcn", "-o", str(segmented), "--segments", "3")
+    proc = ffsr(str(clip), "-m", "espcn", "-o", str(segmented), *cut)
     t2 = time.monotonic()
     assert proc.returncode == 0, proc.stderr
     assert "3 of 3 segments made" in proc.stderr, proc.stderr
@@ -113,6 +114,25 @@ def test_segments_equal_single_process_vfr(clips: dict[str, Path], ffmpeg_bin: P
     frames = framemd5(ffmpeg_bin, single)
     assert len([ln for ln in frames if not ln.startswith("#")]) == 75
     assert framemd5(ffmpeg_bin, segmented) == frames
+
+
+def test_segment_length_cuts_by_duration(clips: dict[str, Path], ffmpeg_bin: Path,
+                                         tmp_path: Path) -> None:
+    """--segment-length 1.5 on a 3 s clip: 3 segments (the check in single_and_segmented),
+    the single-process frames; with --segments too, 0 s, or --segments 0: one sentence."""
+    single, segmented, _, _ = single_and_segmented(clips["vfr"], tmp_path, ".mkv",
+                                                   ("--segment-length", "1.5"))
+    assert framemd5(ffmpeg_bin, segmented) == framemd5(ffmpeg_bin, single)
+    out = str(tmp_path / "o.mkv")
+    one_sentence(ffsr(str(clips["vfr"]), "-m", "espcn", "-o", out, "--segments", "2",
+                      "--segment-length", "1"),
+                 r"Pass --segments N or --segment-length SECONDS, not both\.")
+    one_sentence(ffsr(str(clips["vfr"]), "-m", "espcn", "-o", out, "--segment-length", "0"),
+                 r"--segment-length must be more than 0 seconds\.")
+    # --segments 0 once ran the single process without a word
+    one_sentence(ffsr(str(clips["vfr"]), "-m", "espcn", "-o", out, "--segments", "0"),
+                 r"--segments must be at least 1\.")
+    assert not Path(out).exists()
 
 
 def done_records(folder: Path) -> set[str]:

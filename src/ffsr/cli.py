@@ -222,6 +222,9 @@ def upscale(
     segments: Annotated[int | None, typer.Option(help="Cut at keyframes into N segments, each "
                                                       "its own ffmpeg, then join (same output).")]
     = None,
+    segment_length: Annotated[float | None, typer.Option(
+        help="Instead of --segments N: segments of at most about this many seconds (an hour "
+             "at 60 gives 60 segments; resume redoes at most one).")] = None,
     jobs: Annotated[int, typer.Option(help="Segments that run at once (--segments).")] = 1,
     resume: Annotated[bool, typer.Option(help="Keep the finished segments of an interrupted "
                                               "--segments run.")] = False,
@@ -260,6 +263,7 @@ def upscale(
     input, output = batch.items[0].input, batch.items[0].output
     if runtime not in ("local", "docker"):
         raise FfsrError(f"Unknown runtime '{runtime}'; choose local or docker.")
+    segmented = resume or segments is not None or segment_length is not None
     req = UpscaleRequest(
         input=input, models=model, output=output, backend=backend, precision=precision,
         device=device, scale=scale,
@@ -267,10 +271,12 @@ def upscale(
         interpolate_after=interpolate_after, y_form=form, deinterlace=deinterlace,
         dedupe=dedupe, encoder=encoder, pix_fmt=pix_fmt, crf=crf, preset=preset,
         overwrite=overwrite, runtime=runtime, image=image, frames=frames,
-        segments_in_image=runtime == "docker" and bool(segments or resume))
-    if (segments or resume) and (batch.is_batch or json_out):
+        segments_in_image=runtime == "docker" and segmented)
+    if segments is not None and segment_length is not None:
+        raise FfsrError("Pass --segments N or --segment-length SECONDS, not both.")
+    if segmented and (batch.is_batch or json_out):
         raise FfsrError("--segments and --resume take one input and no --json.")
-    if executor != "local" and not (segments or resume):
+    if executor != "local" and not segmented:
         raise FfsrError("--executor runs segments: pass --segments N (or --resume).")
     if batch.is_batch or json_out:
         from ffsr.cli_batch import run_batch_cli
@@ -284,9 +290,13 @@ def upscale(
     if dry_run:
         print(plan.command_line())
         return
-    if segments or resume:
+    if segmented:
         from ffsr.cli_segments import run_segments_cli
 
+        if segment_length is not None:
+            from ffsr.segments.frames import count_for_length
+
+            segments = count_for_length(plan.info.duration, segment_length)
         run_segments_cli(plan, segments, jobs, resume, console, executor, ray_address,
                          gpus_per_segment)
         return

@@ -36,6 +36,8 @@ def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume:
         if not isinstance(saved.get("requested_segments"), int):
             raise FfsrError(f"Nothing to resume for {plan.output}; run with --segments N.")
         segments = int(saved["requested_segments"])
+    if segments < 1:
+        raise FfsrError("--segments must be at least 1.")
     if jobs < 1:
         raise FfsrError("--jobs must be at least 1.")
     opts = SegmentOptions(segments, jobs, resume, executor, ray_address, gpus_per_segment)

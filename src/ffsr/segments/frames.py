@@ -7,6 +7,7 @@ by absolute timestamp however the decoder orders them (B-frames, open GOPs).
 
 from __future__ import annotations
 
+import math
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
@@ -107,6 +108,17 @@ def stream_time_base(ffprobe: Path, path: Path, stream: int) -> Fraction:
         return Fraction(out.stdout.strip().split("\n")[0])
     except (ValueError, ZeroDivisionError):
         raise FfsrError(f"Cannot read the time base of {path}'s video stream.") from None
+
+
+def count_for_length(duration_s: float | None, length_s: float) -> int:
+    """How many segments a clip of ``duration_s`` is cut into for ``--segment-length``: each at
+    most about ``length_s`` long (the cuts then move to the nearest keyframes)."""
+    if not length_s > 0:
+        raise FfsrError("--segment-length must be more than 0 seconds.")
+    if not duration_s:
+        raise FfsrError("--segment-length needs the input's duration, which its container does "
+                        "not give; pass --segments N instead.")
+    return max(1, math.ceil(round(duration_s / length_s, 6)))
 
 
 def cut(table: FrameTable, count: int, start_time: Fraction = Fraction(0)) -> list[Segment]:
