@@ -145,18 +145,23 @@ def test_printed_dedupe_graph_runs_in_plain_ffmpeg_with_the_same_frames(
                           read_frames(ffmpeg_bin, deduped, "rgb24", W, H))
 
 
-@pytest.mark.parametrize(("holds", "fps", "message"), [
-    ("n", "24", "--dedupe found no held frames in this clip"),
+@pytest.mark.parametrize(("holds", "fps", "message", "extra"), [
+    ("n", "24", "--dedupe found no held frames in this clip", []),
     ("floor(n/3)", "24", "handles drawings held 2 frames each; this clip's drawings are held "
-                         "differently (2 held 3)"),
-    ("floor(n/2)", "48", "--fps must be 24"),
-], ids=["no-duplicates", "held-3", "double-rate"])
+                         "differently (2 held 3)", []),
+    ("floor(n/2)", "48", "--fps must be 24", []),
+    # held 2 in the input, but the graph's mpdecimate runs after bwdif, which makes them differ:
+    # measured on the raw input this passed, and the output ran twice as long as its audio
+    ("floor(n/2)", "24", "--dedupe found no held frames after --deinterlace (bwdif makes held "
+                         "frames differ from each other): drop --dedupe or --deinterlace.",
+     ["--deinterlace"]),
+], ids=["no-duplicates", "held-3", "double-rate", "deinterlaced"])
 def test_dedupe_with_rife_refuses_what_it_would_time_wrongly(
-        holds: str, fps: str, message: str, ffmpeg_bin: Path, shared_data: Path,
-        tmp_path: Path) -> None:
+        holds: str, fps: str, message: str, extra: list[str], ffmpeg_bin: Path,
+        shared_data: Path, tmp_path: Path) -> None:
     clip = pan_clip(ffmpeg_bin, shared_data, tmp_path / "clip.mkv", holds, 9)
     proc = ffsr("upscale", str(clip), "-m", "none", "--fps", fps, "--interpolation", "rife",
-                "--dedupe", "-o", str(tmp_path / "no.mkv"))
+                "--dedupe", *extra, "-o", str(tmp_path / "no.mkv"))
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "no.mkv").exists()

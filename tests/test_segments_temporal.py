@@ -111,16 +111,17 @@ def test_dedupe_before_rife_segments_equal_single_process(twos: Path, ffmpeg_bin
 
 
 def test_deinterlace_with_dedupe_before_rife_is_one_sentence(twos: Path, tmp_path: Path) -> None:
-    """The drawings are decided on the input, where the single process decides them after
-    bwdif: refused, not made inexactly."""
+    """Refused, not made inexactly. On anime on twos the single-process check refuses first
+    (bwdif makes the held frames differ: interpolation.dedupe); where held frames survived
+    bwdif, segments would refuse next (their drawings are decided on the input, the single
+    process decides them after bwdif)."""
     proc = ffsr(str(twos), "-m", "none", "--deinterlace", "--dedupe", "--fps", "24",
                 "--interpolation", "rife", "-o", str(tmp_path / "o.mkv"), "--segments", "2")
     # RIFE is converted on its first use in a session, and ffsr says so before refusing.
     proc.stderr = re.sub(r"^converting rife-\S+ \(first use\)…\n\n?", "", proc.stderr)
     one_sentence(proc,
-                 r"--segments cannot be combined with --deinterlace with --dedupe before RIFE "
-                 r"yet: those filters look across frames, and their exactness at segment "
-                 r"boundaries is not proven; run without --segments\.")
+                 r"--dedupe found no held frames after --deinterlace \(bwdif makes held frames "
+                 r"differ from each other\): drop --dedupe or --deinterlace\.")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -210,6 +210,10 @@ def _dedupe_step(opts: GraphOptions) -> str:
     return f"{step.numerator}/{step.denominator}"
 
 
+DEINTERLACE = "bwdif=mode=send_frame"
+"""--deinterlace: one frame per frame (the rate stays; bwdif halves the time base)."""
+
+
 def render_graph(cards: Sequence[ModelCard], opts: GraphOptions) -> str:
     """The filter graph for a chain of models, as one line."""
     if not cards and not opts.fps:
@@ -242,7 +246,7 @@ def _render(steps: Sequence[ModelStep], cards: Sequence[ModelCard], opts: GraphO
         total_scale *= card.scale
     text = _env().get_template("upscale.j2").render(
         steps=steps, total_scale=total_scale, rife_options=rife_options, dedupe_step=dedupe_step,
-        rife_ratio=rife_ratio(opts), input_rate=opts.input_rate,
+        rife_ratio=rife_ratio(opts), input_rate=opts.input_rate, deinterlace_filter=DEINTERLACE,
         **{k: getattr(opts, k) for k in (
             "fps", "interpolation", "interpolate_after", "scd_threshold", "width", "height",
             "final_scaler", "deinterlace", "dedupe", "alpha", "out_format", "gif_palette",

@@ -347,7 +347,7 @@ def _interpolator(req: UpscaleRequest, info: VideoInfo, ffmpeg: Path,
     if req.dedupe:
         from ffsr.interpolation.dedupe import check_dedupe
 
-        check_dedupe(ffmpeg, req.input, info.frame_rate, info.index)
+        check_dedupe(ffmpeg, req.input, info.frame_rate, info.index, req.deinterlace)
     return str(rife_model(log, name=model_name(req.fps, info.frame_rate, req.dedupe)).path)
 
 
