@@ -56,11 +56,11 @@ def holds(times: list[Fraction], rate: Fraction) -> list[int]:
 
 def check_holds(found: list[int], deinterlaced: bool = False) -> None:
     """Refuse, in one sentence, a clip whose drawings are not all held exactly 2 frames."""
-    if (not found or all(h == 1 for h in found)) and deinterlaced:
-        raise FfsrError("--dedupe found no held frames after --deinterlace (bwdif makes held "
-                        "frames differ from each other): drop --dedupe or --deinterlace.")
     if not found or all(h == 1 for h in found):
-        raise FfsrError("--dedupe found no held frames in this clip (every frame differs from "
+        raise FfsrError("--dedupe found no held frames after --deinterlace (bwdif makes held "
+                        "frames differ from each other): drop --dedupe or --deinterlace."
+                        if deinterlaced else
+                        "--dedupe found no held frames in this clip (every frame differs from "
                         "the one before): drop --dedupe.")
     if any(h != HOLD for h in found):
         counts = ", ".join(f"{n} held {h}" for h, n in sorted(Counter(found).items()))
