@@ -2,9 +2,9 @@
 and audio bit-exact, helpers of test_segments.py):
 
 - Ray: a real local cluster (ray.cluster_utils.Cluster) whose GPU nodes have logical GPUs;
-  a node killed mid-task gets its task retried on another node, and every task's ffmpeg
-  sees its own CUDA_VISIBLE_DEVICES (each worker records it in its done record, and the
-  driver prints it per segment).
+  a node killed mid-task gets its task retried on another node, and tasks running at once
+  see their own CUDA_VISIBLE_DEVICES (each worker records it, with when its ffmpeg ran, in
+  its done record, and the driver prints it per segment).
 - Kubernetes and Slurm: the rendered Indexed Job validates against the `kubernetes`
   client's models, and the worker command of the Job and of the sbatch script runs each
   index from JOB_COMPLETION_INDEX / SLURM_ARRAY_TASK_ID; the shipped examples are what the
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from test_segments import (  # noqa: F401  (lean_ffmpeg, clips: fixtures)
     ffsr,
     framemd5,
     lean_ffmpeg,
+    make,
     one_sentence,
 )
 from test_signals import processes_mentioning
@@ -78,6 +80,15 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
         c.shutdown()
 
 
+@pytest.fixture(scope="module")
+def busy_clip(ffmpeg_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seconds of ESPCN per half on two cores, so two tasks started together overlap."""
+    clip = tmp_path_factory.mktemp("busy") / "busy.mp4"
+    make(ffmpeg_bin, "-f", "lavfi", "-i", "testsrc2=size=480x270:rate=25:duration=6",
+         "-c:v", "libx264", "-g", "25", str(clip))
+    return clip
+
+
 def per_segment_devices(stderr: str) -> dict[int, str]:
     return {int(i): cvd for i, cvd in
             re.findall(r"segment (\d+): \d+ frames on \S+ \(CUDA_VISIBLE_DEVICES=(\S*)\)", stderr)}
@@ -100,8 +111,11 @@ def test_ray_node_lost_mid_task_is_retried_and_output_identical(
         assert running, "no segment's ffmpeg started on the GPU node"
         cluster.remove_node(first, allow_graceful=False)  # SIGKILL: raylet and its workers
         assert list(folder.glob("*.done.json")) == [], "the segment finished before the kill"
+        # Another segment's ffmpeg can start on the node as it dies (seen: a worker under 1 s
+        # old, already orphaned, started one; it was gone ~0.5 s after the kill). It must die
+        # too, so this waits on every segment's ffmpeg, not only the one seen before the kill.
         deadline = time.monotonic() + 10
-        while any(Path(f"/proc/{pid}").exists() for pid in running) and time.monotonic() < deadline:
+        while processes_mentioning(f"{folder}/.segment-") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert processes_mentioning(f"{folder}/.segment-") == [], \
             "the lost worker's ffmpeg outlived it"
@@ -117,8 +131,27 @@ def test_ray_node_lost_mid_task_is_retried_and_output_identical(
     assert audio_md5(ffmpeg_bin, out) == reference[1]
     devices = per_segment_devices(stderr)
     assert sorted(devices) == [0, 1, 2], stderr
-    # Two GPUs on the node that ran them, two tasks at a time: each its own device.
-    assert set(devices.values()) == {"0", "1"}, devices
+    assert set(devices.values()) <= {"0", "1"}, devices  # the node that ran them has two
+
+
+def test_tasks_running_at_once_see_their_own_gpu(cluster: Cluster, busy_clip: Path,
+                                                 tmp_path: Path) -> None:
+    """Two segments on a node with two GPUs run at once (each is seconds of work here; the
+    done records say when each ffmpeg ran), and each ffmpeg sees its own GPU."""
+    cluster.add_node(num_cpus=2, num_gpus=2, **SMALL)
+    proc = ffsr(str(busy_clip), "-m", "espcn", "-o", str(tmp_path / "out.mp4"), "--segments",
+                "2", "--executor", "ray", "--ray-address", cluster.address,
+                "--gpus-per-segment", "1")
+    assert proc.returncode == 0, proc.stderr
+    runs = {int(i): (cvd, datetime.fromisoformat(started), float(seconds)) for i, cvd, started, seconds
+            in re.findall(r"segment (\d+): \d+ frames on \S+ \(CUDA_VISIBLE_DEVICES=(\S*)\), "
+                          r"started (\S+), (\S+) s", proc.stderr)}
+    assert sorted(runs) == [0, 1], proc.stderr
+    (a, a_start, a_s), (b, b_start, b_s) = runs[0], runs[1]
+    overlap = min(a_start + timedelta(seconds=a_s), b_start + timedelta(seconds=b_s)) - \
+        max(a_start, b_start)
+    assert overlap > timedelta(0), f"the two segments did not run at once: {runs}"
+    assert {a, b} == {"0", "1"}, runs
 
 
 def test_ray_worker_without_ffmpeg_is_one_sentence(cluster: Cluster, clips: dict[str, Path],  # noqa: F811

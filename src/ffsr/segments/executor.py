@@ -41,6 +41,8 @@ class Task:
     ends, however it ends (`docker run -i`: segments.container stops ffmpeg on its close)."""
     cleanup: Callable[[], None] | None = None
     """What to remove once the task ended, whether it succeeded, failed or was stopped."""
+    on_start: Callable[[], None] | None = None
+    """Called as its ffmpeg starts (a segment's done record says when and for how long)."""
 
 
 class LocalExecutor:
@@ -93,6 +95,8 @@ class LocalExecutor:
         if self._stopping.is_set():
             return
         argv = task.late_argv() if task.late_argv else task.argv
+        if task.on_start:
+            task.on_start()
         with open(task.log, "w") as log:
             try:
                 proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True,

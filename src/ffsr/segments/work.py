@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -84,11 +85,14 @@ def segment_task(folder: Path, manifest: dict[str, Any], seg: Segment, ffmpeg: s
     else:
         argv = worker_argv(ffmpeg, source, graph, info["in_label"], seg, written)
 
+    started: list[float] = []
+
     def finish() -> None:
         os.replace(written, segment_file(folder, seg.index))
-        on_done(record_done(folder, seg))
+        on_done(record_done(folder, seg, started[-1] if started else None))
 
-    return Task(seg.index, argv, log, finish, lifeline=bool(spec), cleanup=cleanup)
+    return Task(seg.index, argv, log, finish, lifeline=bool(spec), cleanup=cleanup,
+                on_start=lambda: started.append(time.time()))
 
 
 def _visible(folder: Path) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -107,13 +109,23 @@ class Done:
     first_pts_ms: int
     last_pts_ms: int
     worker: dict[str, str | None] = field(default_factory=dict)
-    """Where it was made: host and the CUDA_VISIBLE_DEVICES its ffmpeg inherited."""
+    """Where and when it was made: host, the CUDA_VISIBLE_DEVICES its ffmpeg inherited, when
+    that ffmpeg started (UTC, ISO 8601) and its seconds to the done record (a slow node or
+    GPU shows in them)."""
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1)
 
 
-def record_done(folder: Path, seg: Segment) -> Done:
+def when(started: float | None) -> dict[str, str | None]:
+    """The done record's times: ``started`` (time.time()) as UTC and the seconds since."""
+    if started is None:
+        return {"started": None, "seconds": None}
+    return {"started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="milliseconds"),
+            "seconds": f"{time.time() - started:.3f}"}
+
+
+def record_done(folder: Path, seg: Segment, started: float | None = None) -> Done:
     """Check the finished file (frame count) and write its done record atomically. Frames
     and timestamps come from the Matroska block headers (an intra-only codec has one block
     per frame), not from a decode: a decode of every segment cost ~4 % of a cheap model's
@@ -133,7 +145,7 @@ def record_done(folder: Path, seg: Segment) -> Done:
                         "--segments.")
     done = Done(frames, path.stat().st_size, sha256_file(path), first, last,
                 {"host": socket.gethostname(),
-                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")})
+                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), **when(started)})
     tmp = folder / f".{done_file(folder, seg.index).name}.tmp"
     tmp.write_text(done.to_json())
     os.replace(tmp, done_file(folder, seg.index))
