@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from test_inputs import espcn, espcn_cache, espcn_card  # noqa: F401  (ESPCN converted once, ONNX only)
-from test_rife_alone import pan_clip
+from test_rife_alone import PAN, H, W, pan_clip
 from test_segments import OPEN_GOP, audio_md5, ffsr, framemd5, make, one_sentence
 
 from ffsr.segments.temporal import refusal
@@ -92,29 +92,55 @@ def test_dedupe_segments_equal_single_process(temporal_clips: dict[str, Path], f
         == audio_md5(ffmpeg_bin, src)
 
 
-def test_dedupe_before_rife_segments_equal_single_process(twos: Path, ffmpeg_bin: Path,
-                                                         tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def stripes(ffmpeg_bin: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Held drawings that survive bwdif, which still changes them: one row of baboon
+    stretched over the frame (flat columns: bwdif's new lines nearly equal the old ones),
+    moving PAN px per drawing and held 2 frames, under a still 6 % veil of one baboon column
+    stretched sideways (lines that differ, so bwdif changes 47 of the 48 frames, by too little
+    for mpdecimate: 24 kept, with bwdif or without). Lossless H.264, B-frames, open GOPs of 12
+    (a worker's seek lands a GOP early), 24 fps, a 2 s tone."""
+    out = tmp_path_factory.mktemp("stripes") / "stripes.mkv"
+    make(ffmpeg_bin, "-loop", "1", "-framerate", "24", "-i",
+         str(shared_data / "images/Set14/baboon.png"), "-f", "lavfi", "-i", "sine=f=440:d=2",
+         "-f", "lavfi", "-i", f"color=c=0x101010:s={W}x{H}:r=24", "-filter_complex",
+         f"[0:v]split[a][b];[a]crop={W}:1:x='60+{PAN}*floor(n/2)':y=40,"
+         f"scale={W}:{H}:flags=neighbor,format=yuv444p[stripes];"
+         f"[b]crop=1:{H}:x=300:y=100,scale={W}:{H}:flags=neighbor,format=gray,format=yuv444p[v];"
+         "[2:v]format=gray[alpha];[v][alpha]alphamerge[veil];"
+         "[stripes][veil]overlay=shortest=1:format=yuv444,trim=end_frame=48[out]",
+         "-map", "[out]", "-map", "1:a", "-shortest", *OPEN_GOP, "-qp", "0", "-c:a", "flac",
+         str(out))
+    return out
+
+
+@pytest.mark.parametrize(("clip", "extra"), [("twos", []), ("stripes", ["--deinterlace"])])
+def test_dedupe_before_rife_segments_equal_single_process(
+        clip: str, extra: list[str], ffmpeg_bin: Path, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
     """--dedupe then RIFE: the drawings are decided once for the whole clip, and each worker
-    reads 2 drawings of context past its cuts (segments.dedupe)."""
-    src = twos
-    args = [str(src), "-m", "none", "--dedupe", "--fps", "24", "--interpolation", "rife"]
+    reads 2 drawings of context past its cuts (segments.dedupe). With --deinterlace they are
+    decided and selected after bwdif, where the single process's mpdecimate runs: selecting
+    them before bwdif, or by the input's pts after it, gave other frames (run here)."""
+    src: Path = request.getfixturevalue(clip)
+    args = [str(src), "-m", "none", "--dedupe", "--fps", "24", "--interpolation", "rife", *extra]
     single, segmented = tmp_path / "single.mkv", tmp_path / "segmented.mkv"
     proc = ffsr(*args, "-o", str(single))
     assert proc.returncode == 0, proc.stderr
-    proc = ffsr(*args, "-o", str(segmented), "--segments", "2")  # a 1 s clip: one cut
+    cuts = "2" if clip == "twos" else "3"  # 1 s: one cut; 2 s: two, one inside a GOP
+    proc = ffsr(*args, "-o", str(segmented), "--segments", cuts)
     assert proc.returncode == 0, proc.stderr
-    assert "2 of 2 segments made" in proc.stderr, proc.stderr
+    assert f"{cuts} of {cuts} segments made" in proc.stderr, proc.stderr
     frames = framemd5(ffmpeg_bin, single)
-    assert len([ln for ln in frames if not ln.startswith("#")]) >= 23  # 12 drawings, doubled
+    drawings = 12 if clip == "twos" else 24
+    assert len([ln for ln in frames if not ln.startswith("#")]) >= 2 * drawings - 1  # doubled
     assert framemd5(ffmpeg_bin, segmented) == frames
     assert audio_md5(ffmpeg_bin, segmented) == audio_md5(ffmpeg_bin, src)
 
 
 def test_deinterlace_with_dedupe_before_rife_is_one_sentence(twos: Path, tmp_path: Path) -> None:
-    """Refused, not made inexactly. On anime on twos the single-process check refuses first
-    (bwdif makes the held frames differ: interpolation.dedupe); where held frames survived
-    bwdif, segments would refuse next (their drawings are decided on the input, the single
-    process decides them after bwdif)."""
+    """Where bwdif makes the held frames differ (anime on twos), the single-process check
+    refuses under --segments too, before any work (interpolation.dedupe)."""
     proc = ffsr(str(twos), "-m", "none", "--deinterlace", "--dedupe", "--fps", "24",
                 "--interpolation", "rife", "-o", str(tmp_path / "o.mkv"), "--segments", "2")
     # RIFE is converted on its first use in a session, and ffsr says so before refusing.

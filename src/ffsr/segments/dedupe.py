@@ -18,18 +18,22 @@ from fractions import Fraction
 from pathlib import Path
 
 from ffsr.errors import FfsrError
+from ffsr.filtergraph import DEINTERLACE
 from ffsr.interpolation.dedupe import mpdecimate_kept
 from ffsr.segments.frames import CONTEXT, FrameTable, Segment, seek_before
 
-HEAD = re.compile(r"^mpdecimate,setpts=(expr=)?N")
-"""The graph's dedupe block as upscale.j2 renders it (plain --dedupe)."""
+HEAD = re.compile(rf"^({re.escape(DEINTERLACE)},)?mpdecimate,setpts=(expr=)?N")
+"""The graph's dedupe block as upscale.j2 renders it (plain --dedupe; before RIFE, after
+bwdif with --deinterlace)."""
 MAX_SELECT = 100_000
 """Characters of one worker's select expression (one argv string may hold 128 KiB)."""
 
 
-def kept_pts(ffmpeg: str, src: Path, stream: int) -> set[int]:
-    """The pts (stream time base, absolute: -copyts) of every frame mpdecimate keeps."""
-    return {pts for pts, _ in mpdecimate_kept(ffmpeg, src, stream, copyts=True)}
+def kept_pts(ffmpeg: str, src: Path, stream: int, deinterlace: bool = False) -> set[int]:
+    """The pts (absolute: -copyts) of every frame mpdecimate keeps: in the stream's time base,
+    or with ``deinterlace`` after bwdif, as the graph runs it (frames.as_deinterlaced)."""
+    return {pts for pts, _ in mpdecimate_kept(ffmpeg, src, stream, copyts=True,
+                                              deinterlace=deinterlace)}
 
 
 def _ranges(indices: list[int]) -> list[tuple[int, int]]:
@@ -79,7 +83,13 @@ def with_decisions_and_context(segments: list[Segment], table: FrameTable, kept:
     its neighbour across the cut), counts N from the first it reads and keeps the 2 output
     slots of each of its own drawings: slot 2k at 2k/rate for drawing k, so the cut between
     slots lies at (2k - 1/2)/rate and the odd/even parity cannot slip. ``shift`` 0 marks it
-    temporal (the frame count is checked as slots, not drawings)."""
+    temporal (the frame count is checked as slots, not drawings).
+
+    With --deinterlace ``table`` is frames.as_deinterlaced and ``kept`` was measured after
+    bwdif: the select stands after bwdif, on its pts, where the single process has mpdecimate,
+    so bwdif makes each drawing from the same input neighbours (selecting the drawings before
+    bwdif gave other frames, measured). Only the first drawing a worker reads may miss its
+    previous frame, and it is context: none of its output slots is kept."""
     order = sorted(i for i, p in enumerate(table.pts) if p in kept)
     out, before = [], 0
     for seg in with_decisions(segments, table, kept):
@@ -102,5 +112,5 @@ def worker_body(body: str, seg: Segment) -> str:
     """The graph after its input label with mpdecimate replaced by the segment's decision."""
     if seg.dedupe_select is None or seg.kept_before is None or not HEAD.match(body):
         raise FfsrError("Internal: the --dedupe graph does not start with mpdecimate,setpts.")
-    return HEAD.sub(lambda m: f"{seg.dedupe_select},setpts={m.group(1) or ''}(N+{seg.kept_before})",
-                    body, count=1)
+    return HEAD.sub(lambda m: f"{m.group(1) or ''}{seg.dedupe_select},setpts={m.group(2) or ''}"
+                              f"(N+{seg.kept_before})", body, count=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -108,6 +108,25 @@ def stream_time_base(ffprobe: Path, path: Path, stream: int) -> Fraction:
         return Fraction(out.stdout.strip().split("\n")[0])
     except (ValueError, ZeroDivisionError):
         raise FfsrError(f"Cannot read the time base of {path}'s video stream.") from None
+
+
+def graph_time_base(input_time_base: Fraction, deinterlace: bool) -> Fraction:
+    """The time base after the graph's deinterlacer: the input's, halved by bwdif, which
+    doubles every pts (yadif_common.c's config_output, where the halved denominator fits an
+    int; else both stay); mpdecimate and setpts keep it."""
+    halved = input_time_base / 2
+    return halved if deinterlace and halved.denominator <= 2**31 - 1 else input_time_base
+
+
+def as_deinterlaced(table: FrameTable) -> FrameTable:
+    """The frame table as the filters after bwdif see it: its time base, every pts scaled
+    to it (the same instants, so seconds() and the seeks are unchanged)."""
+    time_base = graph_time_base(table.time_base, True)
+    factor = table.time_base / time_base
+    if factor.denominator != 1:
+        raise FfsrError("Internal: bwdif's time base is not a whole fraction of the input's.")
+    return replace(table, time_base=time_base,
+                   pts=tuple(p * factor.numerator for p in table.pts))
 
 
 def count_for_length(duration_s: float | None, length_s: float) -> int:

@@ -26,7 +26,7 @@ from ffsr.segments.after import interpolates_in_join, split_after
 from ffsr.segments.container import image_spec, planned_image, remove_unstarted
 from ffsr.segments.dedupe import kept_pts, with_decisions, with_decisions_and_context
 from ffsr.segments.executor import LocalExecutor
-from ffsr.segments.frames import Segment, cut, format_start, probe_frames
+from ffsr.segments.frames import Segment, as_deinterlaced, cut, format_start, probe_frames
 from ffsr.segments.join import Relay, join_task, progress_router
 from ffsr.segments.manifest import (
     build_manifest,
@@ -92,15 +92,10 @@ def refuse_unsupported(plan: UpscalePlan) -> None:
                   req.interpolate_after)
     if why:
         raise FfsrError(why)
-    rife = bool(req.fps) and req.interpolation == "rife"
-    temporal = [name for name, on in (("--deinterlace with --dedupe before RIFE",
-                                       req.deinterlace and req.dedupe and rife),
-                                      ("a .gif output (one palette for the whole clip)",
-                                       plan.output.suffix.lower() == ".gif")) if on]
-    if temporal:
-        raise FfsrError(f"--segments cannot be combined with {' or '.join(temporal)} yet: those "
-                        "filters look across frames, and their exactness at segment boundaries "
-                        "is not proven; run without --segments.")
+    if plan.output.suffix.lower() == ".gif":
+        raise FfsrError("--segments cannot be combined with a .gif output (one palette for the "
+                        "whole clip) yet: its filters look across frames, and their exactness at "
+                        "segment boundaries is not proven; run without --segments.")
     if req.frames:
         raise FfsrError("--segments cannot be combined with --frames; run without --segments.")
     if not req.input.is_file():
@@ -133,9 +128,11 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
         if req.dedupe:
             segments = with_decisions(segments, table,
                                       kept_pts(plan.argv[0], req.input, plan.info.index))
-    elif req.fps and req.dedupe:  # the drawings decided once, RIFE with context on them
+    elif req.fps and req.dedupe:  # the drawings decided once (after bwdif), RIFE on them
+        seen = as_deinterlaced(table) if req.deinterlace else table
         segments = with_decisions_and_context(
-            segments, table, kept_pts(plan.argv[0], req.input, plan.info.index), start, req.fps)
+            segments, seen, kept_pts(plan.argv[0], req.input, plan.info.index, req.deinterlace),
+            start, req.fps)
     elif req.fps:  # RIFE: context frames, the single-process time line, kept output slots
         segments = with_context(segments, table, start, start_us, req.fps)
     elif req.dedupe:  # mpdecimate once over the clip; workers select what it kept

@@ -35,7 +35,7 @@ from ffsr.model_card import ModelCard
 from ffsr.progress import ProgressUpdate
 from ffsr.segments.after import AfterSplit, interpolates_in_join, split_after, ticks_out
 from ffsr.segments.executor import LocalExecutor, Task
-from ffsr.segments.frames import stream_time_base
+from ffsr.segments.frames import graph_time_base, stream_time_base
 from ffsr.segments.worker import INTERMEDIATE
 from ffsr.upscale_job import NO_MODEL, UpscalePlan
 from ffsr.zoo import sha256_file
@@ -106,13 +106,6 @@ def split_graph(plan: UpscalePlan) -> Split:
     after = split_after(list(plan.cards), rest_options(opts, WORKER_LABEL), rest,
                         Fraction(1, 1000))
     return Split(pre=pre, rest=rest, ticks=ticks, after=after)
-
-
-def graph_time_base(input_time_base: Fraction, deinterlace: bool) -> Fraction:
-    """The pre-pass graph's output time base: the input's, halved by bwdif (yadif_common.c's
-    config_output, where the halved denominator fits an int; mpdecimate and setpts keep it)."""
-    halved = input_time_base / 2
-    return halved if deinterlace and halved.denominator <= 2**31 - 1 else input_time_base
 
 
 def rest_options(opts: GraphOptions, in_label: str | None = None) -> GraphOptions:

@@ -15,9 +15,8 @@ pts, so the slots, computed in seconds, are the same).
 The other `--fps` interpolators (minterpolate's EPZS motion search starts from the previous
 frames' vectors, so every output depends on the whole history before it) run once over the
 whole clip in a pre-pass (segments.prepass), or after upscaling in the join
-(segments.after; with --deinterlace the pre-pass file carries ticks for it). Refused, one
-sentence each: --deinterlace with --dedupe before RIFE (`--dedupe`, alone or before RIFE:
-segments.dedupe).
+(segments.after; with --deinterlace the pre-pass file carries ticks for it). `--dedupe`,
+alone or before RIFE (with --deinterlace too): segments.dedupe.
 """
 
 from __future__ import annotations
