@@ -8,6 +8,7 @@ other whole-clip filters: test_segments_prepass.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -211,6 +212,36 @@ def test_temporal_filters_are_refused(clips: dict[str, Path], tmp_path: Path, ex
     proc.stderr = re.sub(r"^converting rife-\S+ \(first use\)…\n\n?", "", proc.stderr)
     one_sentence(proc, sentence)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rgb_model_segments_equal_single_process(clips: dict[str, Path], ffmpeg_bin: Path,
+                                                 tmp_path: Path) -> None:
+    """An RGB model (realesr-animevideov3, x4): each worker converts its frames to the
+    output's yuv420p where the single process converts them (the graph's end), so the
+    intermediates hold yuv420p, half of rgb24's bytes and CPU, and the output is the single
+    process's frame for frame. Made through the index contract (--executor none, then one
+    `ffsr segments work` per index, then --resume joins)."""
+    clip, single, out = clips["gop"], tmp_path / "single.mp4", tmp_path / "out.mp4"
+    model = ["-m", "realesr-animevideov3"]
+    proc = ffsr(str(clip), *model, "-o", str(single))
+    assert proc.returncode == 0, proc.stderr
+    proc = ffsr(str(clip), *model, "-o", str(out), "--segments", "3", "--executor", "none")
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / ".out.mp4.ffsr-segments"
+    assert json.loads((folder / "manifest.json").read_text())["worker"]["pix_fmt"] == "yuv420p"
+    for index in range(3):
+        work = subprocess.run([sys.executable, "-m", "ffsr", "segments", "work", str(folder),
+                               "--index", str(index)], capture_output=True, text=True)
+        assert work.returncode == 0, work.stderr
+    stored = subprocess.run([str(ffmpeg_bin.with_name("ffprobe")), "-v", "error", "-show_entries",
+                             "stream=codec_name,pix_fmt", "-of", "csv=p=0",
+                             str(folder / "segment-0001.mkv")], capture_output=True, text=True)
+    assert stored.stdout.strip() == "ffvhuff,yuv420p", stored
+    proc = ffsr(str(clip), *model, "-o", str(out), "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 of 3 segments made, 3 kept" in proc.stderr, proc.stderr
+    assert framemd5(ffmpeg_bin, out) == framemd5(ffmpeg_bin, single)
+    assert audio_md5(ffmpeg_bin, out) == audio_md5(ffmpeg_bin, single)
 
 
 def test_resume_without_a_run_is_one_sentence(clips: dict[str, Path], tmp_path: Path) -> None:

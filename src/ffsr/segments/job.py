@@ -46,7 +46,7 @@ from ffsr.segments.prepass import (
 )
 from ffsr.segments.temporal import refusal, start_shift, with_context
 from ffsr.segments.work import segment_task
-from ffsr.segments.worker import Done, read_done
+from ffsr.segments.worker import INTERMEDIATE_PIX_FMTS, Done, read_done
 from ffsr.upscale_job import UpscalePlan, UpscaleResult, container_cards
 
 Progress = Callable[[str, ProgressUpdate], None]
@@ -143,6 +143,8 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
     # What a worker elsewhere needs (segments.work); resume compares the parts above.
     manifest["worker"] = {"ffmpeg": plan.argv[0], "in_label": f"0:{plan.info.index}",
                           "models": [str(c.path_for(plan.backend)) for c in plan.cards]}
+    if not after:  # the worker runs the graph to its end: it converts as the single process does
+        manifest["worker"]["pix_fmt"] = intermediate_pix_fmt(plan.argv)
     time_base = table.time_base if after else None
     if split and prepass:
         manifest["worker"].update(source=str(prepass.resolve()), graph=split.worker,
@@ -158,6 +160,13 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
     # The join's input timestamps: absolute (per-frame), or already the file's (RIFE,
     # --dedupe's N/FRAME_RATE, the pre-pass); the join converts ticks itself.
     return segments, manifest, 0 if req.fps or req.dedupe else start_us
+
+
+def intermediate_pix_fmt(argv: list[str]) -> str | None:
+    """The output's -pix_fmt where the intermediate can hold it (worker.INTERMEDIATE_PIX_FMTS);
+    None: the worker writes what its graph makes, and the join converts."""
+    fmt = argv[argv.index("-pix_fmt") + 1] if "-pix_fmt" in argv[:-1] else None
+    return fmt if fmt in INTERMEDIATE_PIX_FMTS else None
 
 
 def _options(plan: UpscalePlan) -> GraphOptions:

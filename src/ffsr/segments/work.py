@@ -79,11 +79,13 @@ def segment_task(folder: Path, manifest: dict[str, Any], seg: Segment, ffmpeg: s
         staging = staging_folder(folder, written.stem)
         written = staging / written.name
         argv = worker_argv(IMAGE_FFMPEG, container_source(Path(source), folder), spec["graph"],
-                           info["in_label"], seg, Path(CONTAINER_OUT) / written.name)
+                           info["in_label"], seg, Path(CONTAINER_OUT) / written.name,
+                           info.get("pix_fmt"))
         argv = docker_argv(spec, argv[1:], folder, staging, os.environ.get("CUDA_VISIBLE_DEVICES"))
         cleanup = partial(shutil.rmtree, staging, ignore_errors=True)
     else:
-        argv = worker_argv(ffmpeg, source, graph, info["in_label"], seg, written)
+        argv = worker_argv(ffmpeg, source, graph, info["in_label"], seg, written,
+                           info.get("pix_fmt"))
 
     started: list[float] = []
 

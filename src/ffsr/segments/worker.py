@@ -32,6 +32,16 @@ ESPCN, FFV1 was most of a segmented job's overhead (docs/segments.md). It has no
 of its own; the done record's size and sha256 catch a damaged file on resume."""
 
 
+INTERMEDIATE_PIX_FMTS = frozenset((
+    "yuv420p", "yuv422p", "yuv444p", "gray", "yuva420p", "yuva422p", "yuva444p", "yuv420p10le",
+    "yuv422p10le", "yuv444p10le", "gbrp", "gbrap", "rgb24", "bgra"))
+"""Output pixel formats ffvhuff stores as they are (`ffmpeg -h encoder=ffvhuff`). A worker
+that runs the graph to its end converts to the output's format itself, where the single
+process converts too (ffmpeg's format filter at the graph's end, for -pix_fmt): an RGB
+model's frames are then stored as the encoder takes them (yuv420p: half of rgb24's bytes,
+half its CPU to write and read back) instead of converted by the join."""
+
+
 def segment_file(folder: Path, index: int) -> Path:
     return folder / f"segment-{index:04d}.mkv"
 
@@ -87,14 +97,16 @@ def frames_written(seg: Segment) -> int | None:
 
 
 def worker_argv(ffmpeg: str, source: str, graph: str, in_label: str, seg: Segment,
-                out: Path) -> list[str]:
+                out: Path, pix_fmt: str | None = None) -> list[str]:
+    """``pix_fmt``: the output's, where the worker's graph runs to the output's end."""
     cap = frames_written(seg)  # ffmpeg stops there rather than decode the rest of the file
     argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-v", "info", "-progress", "pipe:1",
             "-nostats", "-copyts"]
     if seg.seek is not None:
         argv += ["-noaccurate_seek", "-ss", _seconds(seg.seek)]
     argv += ["-i", source, "-filter_complex", worker_graph(graph, in_label, seg),
-             "-map", "[vout]", *INTERMEDIATE, "-fps_mode", "passthrough",
+             "-map", "[vout]", *(["-pix_fmt", pix_fmt] if pix_fmt else []), *INTERMEDIATE,
+             "-fps_mode", "passthrough",
              "-enc_time_base:v", "1:1000",
              *([] if cap is None else ["-frames:v", str(cap)]),
              "-map_metadata", "-1", "-f", "matroska", str(out)]
