@@ -265,6 +265,38 @@ def test_index_contract_joins_to_the_single_process_output(
     assert audio_md5(ffmpeg_bin, out) == reference[1]
 
 
+def status(folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ffsr", "segments", "status", str(folder)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_status_says_what_is_done_where_and_what_is_left(clips: dict[str, Path],  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    """`ffsr segments status`: for a job an external scheduler runs, which segments are done
+    (where, when, in how long), which are left, and which no longer match their records."""
+    folder = plan(clips["gop"], tmp_path / "out.mp4")
+    proc = subprocess.run([sys.executable, "-m", "ffsr", "segments", "work", str(folder),
+                           "--index", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    proc = status(folder)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == lines[2].replace("segment 2", "segment 0") == "segment 0: to make", lines
+    assert re.fullmatch(r"segment 1: done, \d+ frames on \S+ \(CUDA_VISIBLE_DEVICES=\), "
+                        r"started \d{4}-\d\d-\d\dT\S+\+00:00, \d+\.\d{3} s", lines[1]), lines
+    assert lines[3:] == ["1 of 3 segments done; make the rest with `ffsr segments work FOLDER "
+                         "--index I`, then join with `ffsr upscale … --resume`."], lines
+    with open(folder / "segment-0001.mkv", "r+b") as f:  # damaged after it was done
+        f.seek(4096)
+        f.write(b"\0" * 64)
+    lines = status(folder).stdout.splitlines()
+    assert lines[1] == ("segment 1: segment 1's file does not match its done record "
+                        "(corrupted?); it is made again."), lines
+    assert lines[3].startswith("0 of 3 segments done;"), lines
+    one_sentence(status(tmp_path), rf"{re.escape(str(tmp_path))} holds no plan; run `ffsr "
+                 r"upscale … --segments N --executor none` first\.")
+
+
 def test_worker_refusals_are_one_sentence(clips: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
     def work(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "ffsr", "segments", "work", *args],

@@ -83,11 +83,7 @@ def run_segments_cli(plan: UpscalePlan, segments: int | None, jobs: int, resume:
         console.print(f"[yellow]note:[/] {note}")
     if executor == "ray":  # which node and GPU made what
         for i in out.made:
-            d = out.records[i]
-            console.print(f"segment {i}: {d.frames} frames on {d.worker.get('host')} "
-                          f"(CUDA_VISIBLE_DEVICES={d.worker.get('cuda_visible_devices') or ''}), "
-                          f"started {d.worker.get('started')}, {d.worker.get('seconds')} s",
-                          highlight=False)
+            console.print(f"segment {i}: {out.records[i].describe()}", highlight=False)
     kept = out.segments - len(out.made)
     console.print(f"[green]wrote[/] {out.result.output} ({out.result.frames} frames in "
                   f"{out.result.seconds:.1f}s; {len(out.made)} of {out.segments} segments made"

@@ -1,6 +1,7 @@
 """`ffsr segments …`: the worker that makes one segment by index (what a Ray task, a
 Kubernetes Indexed Job pod or a Slurm array task runs) and the scheduler manifests that run
-it. Parsing and printing only: the work lives in ffsr.segments."""
+it, and what a planned job has made so far. Parsing and printing only: the work lives in
+ffsr.segments."""
 
 from __future__ import annotations
 
@@ -34,20 +35,28 @@ def work(
     from ffsr.segments.work import run_segment
 
     done = run_segment(folder, index)
-    Console(stderr=True).print(f"[green]segment done[/] {done.frames} frames "
-                               f"(host {done.worker.get('host')}, CUDA_VISIBLE_DEVICES="
-                               f"{done.worker.get('cuda_visible_devices')})", highlight=False)
+    Console(stderr=True).print(f"[green]segment done:[/] {done.describe()}", highlight=False)
+
+
+@segments_app.command("status")
+def status(folder: FolderArg) -> None:
+    """Which segments are done (where, when, in how long) and which are still to make."""
+    from ffsr.segments.work import job_status
+
+    states = job_status(folder)
+    for i, (done, why) in enumerate(states):
+        print(f"segment {i}: " + (f"done, {done.describe()}" if done else why or "to make"))
+    made = sum(1 for done, _ in states if done)
+    left = "join with `ffsr upscale … --resume`" if made == len(states) else \
+        "make the rest with `ffsr segments work FOLDER --index I`, then join with " \
+        "`ffsr upscale … --resume`"
+    print(f"{made} of {len(states)} segments done; {left}.")
 
 
 def _planned(folder: Path) -> int:
-    from ffsr.errors import FfsrError
-    from ffsr.segments.manifest import read_manifest
+    from ffsr.segments.work import planned_segments
 
-    manifest = read_manifest(folder)
-    if manifest is None or not isinstance(manifest.get("segments"), list):
-        raise FfsrError(f"{folder} holds no plan; run `ffsr upscale … --segments N "
-                        "--executor none` first.")
-    return len(manifest["segments"])
+    return len(planned_segments(folder))
 
 
 @segments_app.command("render-k8s")

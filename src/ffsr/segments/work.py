@@ -64,6 +64,22 @@ def segments_of(manifest: dict[str, Any]) -> list[Segment]:
     return [Segment(**s) for s in manifest["segments"]]
 
 
+def planned_segments(folder: Path) -> list[Segment]:
+    """The segments the manifest in ``folder`` plans, or one sentence saying there is none."""
+    manifest = read_manifest(folder)
+    if manifest is None or not isinstance(manifest.get("segments"), list):
+        raise FfsrError(f"{folder} holds no plan; run `ffsr upscale … --segments N "
+                        "--executor none` first.")
+    return segments_of(manifest)
+
+
+def job_status(folder: Path) -> list[tuple[Done | None, str | None]]:
+    """Per planned segment, in order: its done record where it and its file check out (size
+    and sha256, as --resume checks them), else None with why it is made again (None, None:
+    not made yet)."""
+    return [read_done(folder, seg) for seg in planned_segments(folder)]
+
+
 def segment_task(folder: Path, manifest: dict[str, Any], seg: Segment, ffmpeg: str,
                  on_done: Callable[[Done], None], attempt: str = "") -> Task:
     """The worker's ffmpeg (worker.worker_argv on the manifest's source and graph) and, once

@@ -128,6 +128,13 @@ class Done:
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1)
 
+    def describe(self) -> str:
+        """What, where and when, for people: one line per segment in every report."""
+        w = self.worker
+        return (f"{self.frames} frames on {w.get('host')} (CUDA_VISIBLE_DEVICES="
+                f"{w.get('cuda_visible_devices') or ''}), started {w.get('started')}, "
+                f"{w.get('seconds')} s")
+
 
 def when(started: float | None) -> dict[str, str | None]:
     """The done record's times: ``started`` (time.time()) as UTC and the seconds since."""
