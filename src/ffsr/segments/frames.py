@@ -122,11 +122,8 @@ def as_deinterlaced(table: FrameTable) -> FrameTable:
     """The frame table as the filters after bwdif see it: its time base, every pts scaled
     to it (the same instants, so seconds() and the seeks are unchanged)."""
     time_base = graph_time_base(table.time_base, True)
-    factor = table.time_base / time_base
-    if factor.denominator != 1:
-        raise FfsrError("Internal: bwdif's time base is not a whole fraction of the input's.")
-    return replace(table, time_base=time_base,
-                   pts=tuple(p * factor.numerator for p in table.pts))
+    factor = 2 if time_base != table.time_base else 1
+    return replace(table, time_base=time_base, pts=tuple(p * factor for p in table.pts))
 
 
 def count_for_length(duration_s: float | None, length_s: float) -> int:
