@@ -13,6 +13,7 @@ benchmarks/results/cpu-segments-<date>[-bf16].md.
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,14 +39,21 @@ def make_clip(ffmpeg: Path, dst: Path, minutes: float) -> Path:
     return dst
 
 
-def timed_upscale(clip: Path, out: Path, extra: list[str]) -> float:
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every waited-for descendant so far: ffsr and its ffmpegs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_upscale(clip: Path, out: Path, extra: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of the command (CPU: less noisy than wall on a shared machine)."""
     argv = [sys.executable, "-m", "ffsr", "upscale", str(clip), "-m", "espcn", "-o", str(out),
             "--overwrite", *extra]
-    started = time.monotonic()
+    started, cpu = time.monotonic(), children_cpu()
     proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.strip()[-400:]}")
-    return time.monotonic() - started
+    return time.monotonic() - started, children_cpu() - cpu
 
 
 def video_md5(ffmpeg: Path, path: Path) -> list[str]:
@@ -73,22 +81,26 @@ def main(argv: list[str] | None = None) -> int:
         paths.update({f"--segments {args.segments} --jobs {j}":
                       ["--segments", str(args.segments), "--jobs", str(j)] for j in (1, 2)})
         best: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         same: dict[str, bool] = {}
         for r in range(args.rounds):  # interleaved; the best of each kept (load only slows)
             for name, extra in paths.items():
                 out = one if not extra else tmp / "seg.mp4"
-                wall = timed_upscale(clip, out, extra)
+                wall, used = timed_upscale(clip, out, extra)
                 best[name] = min(best.get(name, wall), wall)
+                cpu[name] = min(cpu.get(name, used), used)
                 if not extra and r == 0:
                     want = video_md5(tools.ffmpeg, one)
                 elif extra:
                     same[name] = same.get(name, True) and video_md5(tools.ffmpeg, out) == want
-                print(f"round {r + 1}, {name}: {wall:.1f}s", file=sys.stderr)
-        base = best["one process"]
-        rows.append(("one process", "–", f"{base:.1f}", "–", f"{len(want)}"))
+                print(f"round {r + 1}, {name}: {wall:.1f}s, {used:.1f} CPU-s", file=sys.stderr)
+        base, base_cpu = best["one process"], cpu["one process"]
+        rows.append(("one process", "–", f"{base:.1f}", "–", f"{base_cpu:.1f}", "–",
+                     f"{len(want)}"))
         for name, extra in list(paths.items())[1:]:
-            wall = best[name]
+            wall, used = best[name], cpu[name]
             rows.append((name, extra[-1], f"{wall:.1f}", f"{(wall / base - 1) * 100:+.1f} %",
+                         f"{used:.1f}", f"{(used / base_cpu - 1) * 100:+.1f} %",
                          f"{len(want)}, {'identical' if same[name] else 'DIFFERENT'}"))
     took = (time.monotonic() - started) / 60
     side_report("Segments against one process",
@@ -96,13 +108,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"--segments {args.segments} --rounds {args.rounds}", took, load_before, [
         f"`ffsr upscale clip.mp4 -m espcn -o out.mp4` on a {args.minutes:g}-minute synthetic "
         f"{SIZE[0]}×{SIZE[1]} {RATE} fps H.264 clip (B-frames, open GOPs of {GOP}, AAC), wall "
-        "time from process start to file written, against the same command with "
-        "`--segments`; frames: count, and whether every frame and timestamp equals the "
-        f"one-process output (framemd5). Best of {args.rounds} interleaved rounds per path. "
-        "ESPCN runs on the backend `--backend auto` measured fastest here; segments write "
-        "lossless HuffYUV (ffvhuff) intermediates and the join streams them into one encode "
-        "while the workers run.", "",
-        markdown_table(["run", "workers", "wall s", "against one process", "frames"], rows)],
+        "time from process start to file written and CPU time (user + system, ffsr and its "
+        "ffmpegs), against the same command with `--segments`; frames: count, and whether "
+        "every frame and timestamp equals the one-process output (framemd5). Best of "
+        f"{args.rounds} interleaved rounds per path. ESPCN runs on the backend `--backend auto` "
+        "measured fastest here. With one worker the run cuts the segments (lossless HuffYUV) "
+        "from a second output of its own graph (segments.checkpoint); with two, workers write "
+        "them and the join streams them into one encode while the workers run.", "",
+        markdown_table(["run", "workers", "wall s", "against one process", "CPU s",
+                        "CPU against one process", "frames"], rows)],
                 "cpu-segments", not args.no_write)
     return 0
 

@@ -21,6 +21,8 @@ import pytest
 from test_inputs import espcn, espcn_cache, espcn_card  # noqa: F401  (fixtures: ESPCN converted once, ONNX only)
 from test_signals import processes_mentioning
 
+from ffsr.segments.matroska import frame_times
+
 pytest.importorskip("torch")
 
 W, H = 128, 72
@@ -78,7 +80,11 @@ def clips(tmp_path_factory: pytest.TempPathFactory, ffmpeg_bin: Path) -> dict[st
     make(ffmpeg_bin, "-f", "lavfi", "-i", f"testsrc2=size={W}x{H}:rate=25:duration=3",
          "-vf", "settb=1/1000,setpts=N*40+13*mod(N\\,3)", "-fps_mode", "passthrough",
          "-enc_time_base:v", "1:1000", *OPEN_GOP, str(vfr))
-    return {"gop": gop, "vfr": vfr}
+    late = d / "late.mkv"  # starts at 1.235 s (ffmpeg takes that off), 200 frames, AAC audio
+    make(ffmpeg_bin, "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=8",
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=8", *OPEN_GOP, "-c:a", "aac",
+         "-shortest", "-output_ts_offset", "1.2345", str(late))
+    return {"gop": gop, "vfr": vfr, "late": late}
 
 
 def single_and_segmented(clip: Path, out_dir: Path, suffix: str,
@@ -96,9 +102,16 @@ def single_and_segmented(clip: Path, out_dir: Path, suffix: str,
     return single, segmented, t1 - t0, t2 - t1
 
 
+# --jobs 1: the single-process run cuts the segments from a second output (segments.checkpoint);
+# --jobs 2: workers make them and the join reads them back.
+JOBS = pytest.mark.parametrize("jobs", ["1", "2"])
+
+
+@JOBS
 def test_segments_equal_single_process_open_gop(clips: dict[str, Path], ffmpeg_bin: Path,
-                                                tmp_path: Path) -> None:
-    single, segmented, t_single, t_seg = single_and_segmented(clips["gop"], tmp_path, ".mp4")
+                                                tmp_path: Path, jobs: str) -> None:
+    single, segmented, t_single, t_seg = single_and_segmented(
+        clips["gop"], tmp_path, ".mp4", ("--segments", "3", "--jobs", jobs))
     print(f"\nsingle process {t_single:.1f}s, --segments 3 {t_seg:.1f}s (100 frames, 128x72)")
     frames = framemd5(ffmpeg_bin, single)
     assert len([ln for ln in frames if not ln.startswith("#")]) == 100
@@ -109,9 +122,11 @@ def test_segments_equal_single_process_open_gop(clips: dict[str, Path], ffmpeg_b
         "the work folder stays after a successful join"
 
 
+@JOBS
 def test_segments_equal_single_process_vfr(clips: dict[str, Path], ffmpeg_bin: Path,
-                                           tmp_path: Path) -> None:
-    single, segmented, _, _ = single_and_segmented(clips["vfr"], tmp_path, ".mkv")
+                                           tmp_path: Path, jobs: str) -> None:
+    single, segmented, _, _ = single_and_segmented(clips["vfr"], tmp_path, ".mkv",
+                                                   ("--segments", "3", "--jobs", jobs))
     frames = framemd5(ffmpeg_bin, single)
     assert len([ln for ln in frames if not ln.startswith("#")]) == 75
     assert framemd5(ffmpeg_bin, segmented) == frames
@@ -142,7 +157,10 @@ def done_records(folder: Path) -> set[str]:
 
 def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_bin: Path,
                                                  tmp_path: Path) -> None:
-    clip, out = clips["gop"], tmp_path / "out.mp4"
+    """One worker (the default): the run cuts its segments from its own output
+    (segments.checkpoint); those kept after the kill are what a worker makes of the same
+    index (`ffsr segments work`), and --resume's workers and join finish the job."""
+    clip, out = clips["late"], tmp_path / "out.mp4"
     folder = tmp_path / ".out.mp4.ffsr-segments"
     driver = subprocess.Popen([sys.executable, "-m", "ffsr", "upscale", str(clip), "-m", "espcn",
                                "-o", str(out), "--segments", "3"], stdout=subprocess.DEVNULL,
@@ -159,12 +177,28 @@ def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_
     assert processes_mentioning(str(folder)) == [], "an ffmpeg outlived the killed driver"
     finished = done_records(folder)
     assert 1 <= len(finished) < 3
+    # SIGKILL leaves the segment in progress under its partial name, which nothing takes as made
+    assert all(p.name.endswith(".partial.mkv") for p in folder.glob(".segment-*"))
+
+    # What the killed run cut equals what a worker makes of the same index, timestamps
+    # (absolute: the clip starts at 1.235 s) and frames.
+    assert ffsr(str(clip), "-m", "espcn", "-o", str(tmp_path / "w.mp4"), "--segments", "3",
+                "--executor", "none").returncode == 0
+    by_worker = tmp_path / ".w.mp4.ffsr-segments"
+    for name in sorted(finished):
+        index = int(name.split("-")[1].split(".")[0])
+        work = subprocess.run([sys.executable, "-m", "ffsr", "segments", "work", str(by_worker),
+                               "--index", str(index)], capture_output=True, text=True)
+        assert work.returncode == 0, work.stderr
+        cut, made = folder / f"segment-{index:04d}.mkv", by_worker / f"segment-{index:04d}.mkv"
+        assert frame_times(cut) == frame_times(made) and frame_times(cut)[0] >= 1235
+        assert framemd5(ffmpeg_bin, cut) == framemd5(ffmpeg_bin, made)
 
     # Refusals leave the work alone: another input, other options, no --resume.
-    other = tmp_path / "other.mp4"
+    other = tmp_path / "other.mkv"
     make(ffmpeg_bin, "-i", str(clip), "-t", "3", "-c", "copy", str(other))
     one_sentence(ffsr(str(other), "-m", "espcn", "-o", str(out), "--segments", "3", "--resume"),
-                 r"The segments in .* were made from another input than .*other\.mp4 \(size or "
+                 r"The segments in .* were made from another input than .*other\.mkv \(size or "
                  r"content differ\); pass --overwrite instead of --resume to start over\.")
     one_sentence(ffsr(str(clip), "-m", "espcn", "-o", str(out), "--segments", "3", "--resume",
                       "--crf", "30"),
@@ -198,14 +232,14 @@ def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_
     (["--fps", "30", "--interpolation", "rife"], "o.mp4", r"--segments with --interpolation rife "
      r"is proven for doubling the input's frame rate only \(the cuts follow that graph's "
      r"odd/even output slots\); run without --segments\."),
-    ([], "o.gif", r"--segments cannot be combined with a \.gif output \(one palette for the whole "
-     r"clip\) yet: its filters look across frames, and their exactness at segment boundaries is "
-     r"not proven; run without --segments\.")])
+    (["--fps", "50"], "o.gif", r"--segments makes a \.gif only where the join runs its palette "
+     r"\(one for the whole clip\) after every other filter: with --fps, only with "
+     r"--interpolate-after \(not RIFE\); run without --segments\.")])
 def test_temporal_filters_are_refused(clips: dict[str, Path], tmp_path: Path, extra: list[str],
                                       output: str, sentence: str) -> None:
     """What segments cannot make exactly (RIFE and --dedupe can: test_segments_temporal.py;
     minterpolate, framerate, --deinterlace through the pre-pass, and after the model in the
-    join: test_segments_prepass.py)."""
+    join, a .gif's palette in the join: test_segments_prepass.py)."""
     proc = ffsr(str(clips["gop"]), "-m", "espcn", "-o", str(tmp_path / output), "--segments",
                 "3", *extra)
     # RIFE is converted on its first use in a session, and ffsr says so before refusing.
@@ -250,12 +284,14 @@ def test_resume_without_a_run_is_one_sentence(clips: dict[str, Path], tmp_path: 
                  r"Nothing to resume: .* holds no readable manifest; run without --resume\.")
 
 
-def test_signal_stops_every_worker(clips: dict[str, Path], tmp_path: Path) -> None:
-    """SIGTERM while segments run: every worker's ffmpeg stops, finished segments stay."""
+@JOBS
+def test_signal_stops_every_worker(clips: dict[str, Path], tmp_path: Path, jobs: str) -> None:
+    """SIGTERM while segments run: every worker's ffmpeg stops (with one worker: the run that
+    cuts them), finished segments stay, no half-written one."""
     out = tmp_path / "out.mp4"
     folder = tmp_path / ".out.mp4.ffsr-segments"
-    driver = subprocess.Popen([sys.executable, "-m", "ffsr", "upscale", str(clips["gop"]), "-m",
-                               "espcn", "-o", str(out), "--segments", "3", "--jobs", "2"],
+    driver = subprocess.Popen([sys.executable, "-m", "ffsr", "upscale", str(clips["late"]), "-m",
+                               "espcn", "-o", str(out), "--segments", "3", "--jobs", jobs],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)
     deadline = time.monotonic() + 120
@@ -269,6 +305,7 @@ def test_signal_stops_every_worker(clips: dict[str, Path], tmp_path: Path) -> No
     assert processes_mentioning(str(folder)) == []
     assert not out.exists()
     assert (folder / "manifest.json").is_file()
+    assert not list(folder.glob(".segment-*")) and not list(folder.glob("*stream*"))
 
 
 def test_progress_shows_each_running_workers_fps(clips: dict[str, Path], tmp_path: Path) -> None:

@@ -67,7 +67,8 @@ def test_a_segment_encoded_differently_is_refused(ffmpeg_bin: Path, tmp_path: Pa
 
 @pytest.mark.usefixtures("espcn")
 def test_the_join_encodes_while_segments_still_run(ffmpeg_bin: Path, tmp_path: Path) -> None:
-    """--jobs 1, 3 segments: the join reports frames before the last segment is done."""
+    """--jobs 2, 3 segments: the join reports frames before the last segment is done (with
+    --jobs 1 the single-process run cuts the segments itself: segments.checkpoint)."""
     from ffsr.progress import ProgressUpdate
     from ffsr.segments.job import SegmentOptions, run_segmented
     from ffsr.upscale_job import UpscaleRequest, plan_upscale
@@ -77,7 +78,7 @@ def test_the_join_encodes_while_segments_still_run(ffmpeg_bin: Path, tmp_path: P
          *OPEN_GOP, str(clip))
     events: list[tuple[float, str, ProgressUpdate]] = []
     plan = plan_upscale(UpscaleRequest(clip, ["espcn"], output=tmp_path / "out.mp4"))
-    out = run_segmented(plan, SegmentOptions(3, jobs=1),
+    out = run_segmented(plan, SegmentOptions(3, jobs=2),
                         lambda phase, u: events.append((time.monotonic(), phase, u)))
     assert out.result.frames == 300
     last_segment_done = max(t for t, phase, u in events if phase == "segments"
@@ -97,3 +98,41 @@ def test_frame_times_read_from_block_headers_equal_ffprobes(ffmpeg_bin: Path,
     expected = [int(v.strip(",")) for v in probe.stdout.split()]
     assert len(expected) == 2000 and len(scan(path).clusters) > 2
     assert frame_times(path) == expected
+
+
+def test_splitter_cuts_a_stream_into_segments_even_inside_a_cluster(ffmpeg_bin: Path,
+                                                                    tmp_path: Path) -> None:
+    """segments.checkpoint: a live stream (ffmpeg's Matroska to a pipe) cut into segment files
+    by frame count. Tiny frames share clusters, so the cuts fall inside them; each file must
+    hold exactly its frames and timestamps, and its done record its file's sha256."""
+    from ffsr.segments.checkpoint import Splitter
+    from ffsr.segments.frames import Segment
+    from ffsr.segments.worker import Done, read_done
+    from ffsr.zoo import sha256_file
+
+    source = segment(ffmpeg_bin, tmp_path / "whole.mkv", 1_000, 50, size="16x16")
+    assert len(scan(source).clusters) < 50  # several frames per cluster
+    stream = subprocess.run([str(ffmpeg_bin), "-v", "error", "-i", str(source), "-c", "copy",
+                             "-copyts", "-f", "matroska", "-"], capture_output=True,
+                            check=True).stdout
+    work = tmp_path / "work"
+    work.mkdir()
+    segs = [Segment(i, first, n, None, None, None)
+            for i, (first, n) in enumerate([(0, 7), (7, 20), (27, 23)])]
+    made: list[tuple[int, Done]] = []
+    splitter = Splitter(work, segs, lambda d, i: made.append((i, d)))
+    with open(splitter.fifo, "wb") as writer:  # as ffmpeg would
+        writer.write(stream)
+    splitter.finish()
+    splitter.stop()
+    assert [i for i, _ in made] == [0, 1, 2]
+    times = frame_times(source)
+    rows = framemd5(ffmpeg_bin, source)
+    for seg in segs:
+        path = segment_file(work, seg.index)
+        assert frame_times(path) == times[seg.first:seg.first + seg.frames]
+        assert framemd5(ffmpeg_bin, path) == rows[seg.first:seg.first + seg.frames]
+        done, why = read_done(work, seg)
+        assert done is not None and why is None and done.sha256 == sha256_file(path)
+    assert sorted(p.name for p in work.iterdir() if not p.name.endswith(".done.json")) == [
+        "segment-0000.mkv", "segment-0001.mkv", "segment-0002.mkv"]

@@ -110,6 +110,33 @@ def test_interpolation_after_the_model_runs_in_the_join(clips: dict[str, Path],
 
 
 @pytest.mark.usefixtures("espcn")
+@pytest.mark.parametrize(("clip", "options"), [
+    ("vfr", []),
+    ("held", ["--dedupe"]),
+    ("late", ["--deinterlace"]),
+    ("ntsc", ["--fps", "60", "--interpolate-after"]),
+], ids=lambda v: v if isinstance(v, str) else " ".join(v) or "plain")
+def test_gif_palette_runs_in_the_join(clips: dict[str, Path], ffmpeg_bin: Path,
+                                      tmp_path: Path, clip: str, options: list[str]) -> None:
+    """A .gif has one palette for the whole clip (palettegen sees every frame before
+    paletteuse draws the first): the workers upscale and the join runs the palette, after
+    the interpolator where --interpolate-after puts that there too (segments.after). Per
+    segment, each would get a palette of its own."""
+    src = clips[clip]
+    single, segmented = tmp_path / "single.gif", tmp_path / "segmented.gif"
+    args = [str(src), "-m", "espcn", *options]
+    proc = ffsr(*args, "-o", str(single))
+    assert proc.returncode == 0, proc.stderr
+    proc = ffsr(*args, "-o", str(segmented), "--segments", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 of 3 segments made" in proc.stderr, proc.stderr
+    frames = framemd5(ffmpeg_bin, single)
+    assert len([ln for ln in frames if not ln.startswith("#")]) > 10
+    assert framemd5(ffmpeg_bin, segmented) == frames
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.usefixtures("espcn")
 def test_resume_keeps_the_prepass_and_redoes_a_damaged_one(clips: dict[str, Path],
                                                            ffmpeg_bin: Path,
                                                            tmp_path: Path) -> None:

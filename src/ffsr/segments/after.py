@@ -1,5 +1,6 @@
 """`--fps` with `--interpolate-after` (minterpolate, framerate, fps): the workers upscale, the
-join interpolates, on the single-process run's exact timestamps.
+join interpolates, on the single-process run's exact timestamps. A .gif output's palette
+runs in the join the same way (one palette for the whole clip, as in one process).
 
 minterpolate's motion search starts from the previous frames' vectors, so it must see the
 whole clip in one pass (segments.prepass); after the model that pass is the join, which
@@ -36,9 +37,17 @@ class AfterSplit:
     """The interpolator and what follows it, to [out], without the input label."""
 
 
-def interpolates_in_join(plan: UpscalePlan) -> bool:
+def tail_in_join(plan: UpscalePlan) -> bool:
+    """Whether the join runs the graph after the model: --interpolate-after's interpolator
+    (minterpolate, framerate, fps), or a .gif's palette (palettegen looks at every frame
+    before paletteuse draws the first), which see the whole clip there, in order. Not with
+    RIFE, which the workers run with context frames (segments.temporal); a .gif with an
+    interpolator before the model is refused (segments.job)."""
     req = plan.request
-    return bool(req.fps) and req.interpolate_after and req.interpolation != "rife"
+    if req.fps and req.interpolation == "rife":
+        return False
+    gif = bool(plan.graph_options and plan.graph_options.gif_palette)
+    return bool(req.fps and req.interpolate_after) or (gif and not req.fps)
 
 
 def ticks_out(time_base: Fraction) -> str:

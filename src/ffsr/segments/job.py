@@ -22,7 +22,7 @@ from ffsr.ffmpeg_tools import FfmpegChoice
 from ffsr.filtergraph import GraphOptions, render_graph
 from ffsr.model_card import ModelCard
 from ffsr.progress import ProgressUpdate
-from ffsr.segments.after import interpolates_in_join, split_after
+from ffsr.segments.after import split_after, tail_in_join
 from ffsr.segments.container import image_spec, planned_image, remove_unstarted
 from ffsr.segments.dedupe import kept_pts, with_decisions, with_decisions_and_context
 from ffsr.segments.executor import LocalExecutor
@@ -85,17 +85,19 @@ def work_folder(output: Path) -> Path:
 
 
 def refuse_unsupported(plan: UpscalePlan) -> None:
-    """Segments are exact for per-frame graphs and RIFE (segments.temporal); the rest is
-    refused in one sentence."""
+    """Segments are exact for per-frame graphs, RIFE (segments.temporal), the whole-clip
+    filters (segments.prepass, segments.after: also a .gif's palette); the rest is refused
+    in one sentence."""
     req = plan.request
     why = refusal(req.fps, req.interpolation, req.dedupe, plan.info.frame_rate,
                   req.interpolate_after)
     if why:
         raise FfsrError(why)
-    if plan.output.suffix.lower() == ".gif":
-        raise FfsrError("--segments cannot be combined with a .gif output (one palette for the "
-                        "whole clip) yet: its filters look across frames, and their exactness at "
-                        "segment boundaries is not proven; run without --segments.")
+    if plan.output.suffix.lower() == ".gif" and req.fps and \
+            not (req.interpolate_after and req.interpolation != "rife"):
+        raise FfsrError("--segments makes a .gif only where the join runs its palette (one for "
+                        "the whole clip) after every other filter: with --fps, only with "
+                        "--interpolate-after (not RIFE); run without --segments.")
     if req.frames:
         raise FfsrError("--segments cannot be combined with --frames; run without --segments.")
     if not req.input.is_file():
@@ -104,9 +106,11 @@ def refuse_unsupported(plan: UpscalePlan) -> None:
 
 def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
                   prepass: Path | None = None,
-                  image: str | None = None) -> tuple[list[Segment], dict[str, Any], int]:
-    """The cut, the manifest and the start time (µs) the join subtracts: the file's, which
-    ffmpeg subtracts in the single-process run, where the segments keep absolute times.
+                  image: str | None = None) -> tuple[list[Segment], dict[str, Any], int,
+                                                     Fraction]:
+    """The cut, the manifest, the start time (µs) the join subtracts (the file's, which
+    ffmpeg subtracts in the single-process run, where the segments keep absolute times) and
+    the time base of the frames cut.
     With a pre-pass (segments.prepass) the segments cut its file instead of the input.
     ``image``: the id of the image the segments run in (--runtime docker), else None."""
     req = plan.request
@@ -121,7 +125,7 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
         start_us = 0
         if split and split.ticks:  # in ticks, for the join's interpolator (segments.after)
             after = {"time_base": [split.ticks.numerator, split.ticks.denominator], "shift": 0}
-    elif interpolates_in_join(plan):  # per-frame workers writing ticks (segments.after)
+    elif tail_in_join(plan):  # per-frame workers writing ticks (segments.after)
         after = {"time_base": [table.time_base.numerator, table.time_base.denominator],
                  # --dedupe's setpts=N/FRAME_RATE/TB starts the time line at 0 itself
                  "shift": 0 if req.dedupe else start_shift(table, start_us)}
@@ -159,7 +163,7 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
             plan, container_cards(plan.cards), split is not None, time_base))
     # The join's input timestamps: absolute (per-frame), or already the file's (RIFE,
     # --dedupe's N/FRAME_RATE, the pre-pass); the join converts ticks itself.
-    return segments, manifest, 0 if req.fps or req.dedupe else start_us
+    return segments, manifest, 0 if req.fps or req.dedupe else start_us, table.time_base
 
 
 def intermediate_pix_fmt(argv: list[str]) -> str | None:
@@ -221,6 +225,8 @@ class Prepared:
     notes: list[str]
     start_us: int
     started: float
+    time_base: Fraction
+    """The frames' (the input's stream, or the pre-pass file's)."""
 
 
 def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
@@ -253,7 +259,7 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
     if image:
         remove_unstarted(folder)
     prepass = run_prepass(plan, split, folder, on_prepass) if split else None
-    segments, manifest, start_us = plan_segments(plan, opts.segments, split, prepass, image)
+    segments, manifest, start_us, time_base = plan_segments(plan, opts.segments, split, prepass, image)
     if opts.resume:
         check_resumable(read_manifest(folder), manifest, folder)
     write_manifest(folder, manifest)
@@ -264,12 +270,24 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
             done[seg.index] = kept
         elif why:
             notes.append(why)
-    return Prepared(segments, manifest, folder, done, notes, start_us, started)
+    return Prepared(segments, manifest, folder, done, notes, start_us, started, time_base)
+
+
+def cuts_own_output(plan: UpscalePlan, opts: SegmentOptions, p: Prepared) -> bool:
+    """One local worker, nothing kept and a per-frame graph: the single-process run makes
+    the segments itself (segments.checkpoint) instead of workers and a join."""
+    # no join graph (an interpolator or palette there), no pre-pass, no context or decisions
+    return (opts.executor == "local" and opts.jobs == 1 and not p.done
+            and plan.request.runtime != "docker"
+            and "join" not in p.manifest and "source" not in p.manifest["worker"]
+            and all(s.shift is None and s.dedupe_select is None for s in p.segments))
 
 
 def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress | None = None,
                   prepared: Prepared | None = None) -> SegmentedResult:
     p = prepared or prepare_segments(plan, opts)
+    if cuts_own_output(plan, opts, p):
+        return _run_cutting_own_output(plan, p, on_progress)
     folder, done = p.folder, p.done
     todo = [s for s in p.segments if s.index not in done]
     base = sum(d.frames for d in done.values())
@@ -302,30 +320,72 @@ def run_segmented(plan: UpscalePlan, opts: SegmentOptions, on_progress: Progress
     join = join_task(plan, relay, done, p.start_us, results.append,
                      lambda: joined[-1].frame if joined else 0, p.manifest.get("join"))
     route = progress_router(progress, join_progress)
+
+    def run() -> None:
+        if opts.executor == "ray":  # the segments there, then the join here
+            from ffsr.segments.ray_executor import RayExecutor
+
+            gpus = opts.gpus_per_segment
+            if gpus is None:
+                gpus = 1.0 if plan.request.device == "cuda" else 0.0
+            RayExecutor(opts.ray_address, gpus).run(folder, [s.index for s in todo], finished)
+            LocalExecutor(1).run([join], route)
+        else:  # the join starts with the first segment done and encodes beside the rest
+            ffmpeg = plan.argv[0]
+            tasks = [segment_task(folder, p.manifest, s, ffmpeg,
+                                  partial(finished, index=s.index)) for s in todo]
+            LocalExecutor(opts.jobs + 1).run([join, *tasks], route)
+
+    return _run_and_publish(plan, p, run, relay.stop, results, done, [s.index for s in todo],
+                            "The join")
+
+
+def _run_and_publish(plan: UpscalePlan, p: Prepared, run: Callable[[], None],
+                     stop: Callable[[], None], results: list[UpscaleResult],
+                     done: dict[int, Done], made: list[int], what: str) -> SegmentedResult:
+    """``run`` under ffsr's signal handlers; then, however it ended, ``stop`` (the relay or
+    the splitter) and the partial output removed (renamed away when it was published). The
+    work folder goes once the output is out."""
     from ffsr.signals import stop_on_signals
 
     plan.partial.unlink(missing_ok=True)
     try:
         with stop_on_signals():
-            if opts.executor == "ray":  # the segments there, then the join here
-                from ffsr.segments.ray_executor import RayExecutor
-
-                gpus = opts.gpus_per_segment
-                if gpus is None:
-                    gpus = 1.0 if plan.request.device == "cuda" else 0.0
-                RayExecutor(opts.ray_address, gpus).run(folder, [s.index for s in todo], finished)
-                LocalExecutor(1).run([join], route)
-            else:  # the join starts with the first segment done and encodes beside the rest
-                ffmpeg = plan.argv[0]
-                tasks = [segment_task(folder, p.manifest, s, ffmpeg,
-                                      partial(finished, index=s.index)) for s in todo]
-                LocalExecutor(opts.jobs + 1).run([join, *tasks], route)
+            run()
     finally:
-        relay.stop()
-        plan.partial.unlink(missing_ok=True)  # published (renamed) when the join succeeded
+        stop()
+        plan.partial.unlink(missing_ok=True)
     if not results:
-        raise FfsrError("The join was stopped before it finished.")
-    shutil.rmtree(folder, ignore_errors=True)
+        raise FfsrError(f"{what} was stopped before it finished.")
+    shutil.rmtree(p.folder, ignore_errors=True)
     result = replace(results[0], seconds=time.monotonic() - p.started)
-    ordered = [done[s.index] for s in p.segments]
-    return SegmentedResult(result, len(p.segments), [s.index for s in todo], p.notes, ordered)
+    return SegmentedResult(result, len(p.segments), made, p.notes,
+                           [done[s.index] for s in p.segments])
+
+
+def _run_cutting_own_output(plan: UpscalePlan, p: Prepared,
+                            on_progress: Progress | None) -> SegmentedResult:
+    """segments.checkpoint: one ffmpeg, whose progress is both bars' (the segments are its
+    frames, cut as they pass)."""
+    from ffsr.segments.checkpoint import Splitter, checkpoint_task, start_ticks
+
+    done: dict[int, Done] = {}
+    latest: list[ProgressUpdate] = []
+    results: list[UpscaleResult] = []
+
+    def cut(d: Done, index: int) -> None:
+        done[index] = d
+
+    def progress(_index: int, update: ProgressUpdate) -> None:
+        latest[:] = [update]
+        if on_progress:
+            on_progress("segments", update)
+            on_progress("join", update)
+
+    splitter = Splitter(p.folder, p.segments, cut)
+    task = checkpoint_task(plan, splitter, p.manifest["worker"].get("pix_fmt"),
+                           start_ticks(p.start_us, p.time_base), results.append,
+                           lambda: latest[-1].frame if latest else 0)
+    return _run_and_publish(plan, p, lambda: LocalExecutor(1).run([task], progress),
+                            splitter.stop, results, done, [s.index for s in p.segments],
+                            "The run")

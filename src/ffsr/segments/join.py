@@ -46,23 +46,34 @@ def rescale(a: int, b: int, c: int) -> int:
     return (a * b + c // 2) // c
 
 
+def with_graph(argv: Sequence[str], graph: str, new: str) -> list[str]:
+    """The single-process command with ``new`` in place of its graph, checked to be the
+    plan's ``graph`` (the join and the one-worker run reuse that command as it is)."""
+    out = list(argv)
+    try:
+        g = out.index("-filter_complex")
+    except ValueError:
+        raise FfsrError("Internal: the upscale command has no graph.") from None
+    if out[g + 1] != graph:
+        raise FfsrError("Internal: the upscale command's graph is not the plan's.")
+    out[g + 1] = new
+    return out
+
+
 def join_argv(argv: Sequence[str], graph: str, stream: Path, first_pts_ms: int, start_us: int,
               rate: Fraction | None = None, after: dict[str, Any] | None = None) -> list[str]:
     """The single-process command with the segments' stream as input 1 feeding [vout]
     (``after``: the manifest's join part, where the join interpolates: segments.after)."""
-    out = list(argv)
-    try:
-        i = out.index("-i")
-        g = out.index("-filter_complex")
-    except ValueError:
-        raise FfsrError("Internal: the upscale command has no input or graph.") from None
-    if out[g + 1] != graph:
-        raise FfsrError("Internal: the upscale command's graph is not the plan's.")
     if after:
         time_base = Fraction(*after["time_base"])
-        out[g + 1] = f"[1:v:0]{ticks_in(time_base, first_pts_ms, after['shift'])},{after['tail']}"
+        new = f"[1:v:0]{ticks_in(time_base, first_pts_ms, after['shift'])},{after['tail']}"
     else:
-        out[g + 1] = f"[1:v:0]settb=1/1000000,setpts=PTS{first_pts_ms * 1000 - start_us:+d}[vout]"
+        new = f"[1:v:0]settb=1/1000000,setpts=PTS{first_pts_ms * 1000 - start_us:+d}[vout]"
+    out = with_graph(argv, graph, new)
+    try:
+        i = out.index("-i")
+    except ValueError:
+        raise FfsrError("Internal: the upscale command has no input.") from None
     out[i + 2:i + 2] = ["-f", "matroska", "-i", str(stream)]
     if rate and not after:  # with after, the graph's interpolator sets it
         out[-1:-1] = ["-r:v", str(rate)]

@@ -198,10 +198,125 @@ def _block_time(f: BinaryIO, el: Element, base: int | None, path: Path) -> int:
             f.seek(inner.size or 0, 1)
         if inner is None or inner.id != BLOCK:
             raise FfsrError(f"{path.name} has a block group without a block.")
-    if _vint(f, keep_marker=False) is None:  # the track number
+    number = _vint(f, keep_marker=False)  # the track number
+    if number is None:
         raise FfsrError(f"{path.name} ends inside a block.")
-    head = f.read(3)
-    if base is None or len(head) != 3 or head[2] & LACING:
-        raise FfsrError(f"{path.name} has a block without a cluster timestamp, or laced frames.")
+    time = _block_time_in(number[1] + f.read(3), base, path.name)
     f.seek(end)
+    return time
+
+
+def _block_time_in(block: bytes, base: int | None, name: str) -> int:
+    """The absolute timestamp of a Block or SimpleBlock from its payload's start (track
+    number, 16-bit relative time, flags)."""
+    if not block:
+        raise FfsrError(f"{name} ends inside a block.")
+    at = 9 - block[0].bit_length()  # the track number's length
+    head = block[at:at + 3]
+    if base is None or not 1 <= at <= 8 or len(head) != 3 or head[2] & LACING:
+        raise FfsrError(f"{name} has a block without a cluster timestamp, or laced frames.")
     return base + int.from_bytes(head[:2], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class LiveCluster:
+    """One cluster of a live stream: its bytes as read, and where its blocks are, to cut it."""
+
+    raw: bytearray
+    timestamp: bytes
+    """Its Timestamp element: what a part of it needs to be a cluster of its own."""
+    blocks: list[tuple[int, int, int]]
+    """(absolute time, start, end) of each block element in ``raw``, in stream order."""
+
+    def part(self, start: int, end: int) -> bytes | bytearray:
+        """Blocks [start, end) as a cluster (the one read where that is all of them; a part
+        drops the cluster's CRC-32, which covered all)."""
+        if start == 0 and end == len(self.blocks):
+            return self.raw
+        view = memoryview(self.raw)
+        return _element(CLUSTER, self.timestamp + b"".join(
+            view[a:b] for _, a, b in self.blocks[start:end]))
+
+
+def _exactly(f: BinaryIO, size: int, name: str) -> bytes:
+    data = f.read(size)
+    if len(data) != size:
+        raise FfsrError(f"{name} ended inside an element (its writer stopped?).")
+    return data
+
+
+def _vint_at(buf: bytearray, at: int, name: str, keep_marker: bool = False) -> tuple[int, int]:
+    """(value, length) of the EBML number at ``buf[at]``."""
+    length = 9 - buf[at].bit_length() if at < len(buf) else 0
+    if not 1 <= length <= 8 or at + length > len(buf):
+        raise FfsrError(f"{name} has a damaged cluster.")
+    value = int.from_bytes(buf[at:at + length], "big")
+    return (value if keep_marker else value & ((1 << (7 * length)) - 1)), length
+
+
+def _spans(buf: bytearray, start: int, end: int, name: str) -> Iterator[tuple[int, int, int, int]]:
+    """(ID, element start, payload start, element end) of each element in buf[start:end],
+    read in place (a cluster is a frame's worth of bytes: no copies)."""
+    at = start
+    while at < end:
+        ident, n = _vint_at(buf, at, name, keep_marker=True)
+        size, m = _vint_at(buf, at + n, name)
+        body = at + n + m
+        if body + size > end:
+            raise FfsrError(f"{name} has a damaged cluster.")
+        yield ident, at, body, body + size
+        at = body + size
+
+
+def _live_cluster(header: bytes, f: BinaryIO, size: int, name: str) -> LiveCluster:
+    raw = bytearray(len(header) + size)
+    raw[:len(header)] = header
+    if f.readinto(memoryview(raw)[len(header):]) != size:  # type: ignore[attr-defined]
+        raise FfsrError(f"{name} ended inside an element (its writer stopped?).")
+    base, timestamp, blocks = None, b"", []
+    for ident, at, body, end in _spans(raw, len(header), len(raw), name):
+        if ident == CLUSTER_TIMESTAMP:
+            base, timestamp = int.from_bytes(raw[body:end], "big"), bytes(raw[at:end])
+        elif ident == SIMPLE_BLOCK:
+            blocks.append((_block_time_in(bytes(raw[body:body + 12]), base, name), at, end))
+        elif ident == BLOCK_GROUP:
+            inner = next((b for i, _, b, _ in _spans(raw, body, end, name) if i == BLOCK), None)
+            if inner is None:
+                raise FfsrError(f"{name} has a block group without a block.")
+            blocks.append((_block_time_in(bytes(raw[inner:inner + 12]), base, name), at, end))
+    return LiveCluster(raw, timestamp, blocks)
+
+
+def read_live(f: BinaryIO, name: str) -> tuple[bytes, Iterator[LiveCluster]]:
+    """ffmpeg's Matroska as written to a pipe: the header a file of some of its clusters
+    needs (stream_header), then its clusters as they arrive (``f`` blocks for them)."""
+    el = read_element(f)
+    if el is None or el.id != EBML or el.size is None:
+        raise FfsrError(f"{name} is not a Matroska stream.")
+    ebml = el.header + _exactly(f, el.size, name)
+    seg = read_element(f)
+    if seg is None or seg.id != SEGMENT:
+        raise FfsrError(f"{name} has no Matroska segment.")
+    info = tracks = b""
+    while (el := read_element(f)) is not None and el.id != CLUSTER:
+        if el.size is None:
+            raise FfsrError(f"{name} has an unknown-size element before its first cluster.")
+        body = _exactly(f, el.size, name)
+        info, tracks = (body, tracks) if el.id == INFO else \
+            (info, body) if el.id == TRACKS else (info, tracks)
+    if not info or not tracks:
+        raise FfsrError(f"{name} has no Matroska Info or Tracks.")
+    first = el
+
+    def clusters() -> Iterator[LiveCluster]:
+        el = first
+        while el is not None:
+            if el.size is None:
+                raise FfsrError(f"{name} has an unknown-size element (a live-mode cluster?).")
+            if el.id == CLUSTER:
+                yield _live_cluster(el.header, f, el.size, name)
+            else:
+                _exactly(f, el.size, name)
+            el = read_element(f)
+
+    return stream_header(SegmentFile(ebml, info, tracks, [])), clusters()

@@ -33,10 +33,10 @@ from ffsr.ffmpeg_tools import FfmpegChoice
 from ffsr.filtergraph import GraphOptions, render_before_model, render_graph
 from ffsr.model_card import ModelCard
 from ffsr.progress import ProgressUpdate
-from ffsr.segments.after import AfterSplit, interpolates_in_join, split_after, ticks_out
+from ffsr.segments.after import AfterSplit, split_after, tail_in_join, ticks_out
 from ffsr.segments.executor import LocalExecutor, Task
 from ffsr.segments.frames import graph_time_base, stream_time_base
-from ffsr.segments.worker import INTERMEDIATE
+from ffsr.segments.worker import INTERMEDIATE_FILE
 from ffsr.upscale_job import NO_MODEL, UpscalePlan
 from ffsr.zoo import sha256_file
 
@@ -97,7 +97,7 @@ def split_graph(plan: UpscalePlan) -> Split:
             head + pre[len(head):-len(tail)] + rest[len(rest_head):] != plan.graph:
         raise FfsrError("Internal: the filter graph does not split into a whole-clip part and "
                         "a per-frame part; run without --segments.")
-    if not interpolates_in_join(plan):
+    if not tail_in_join(plan):
         return Split(pre=pre, rest=rest)
     ffprobe = FfmpegChoice(Path(plan.argv[0]), "").ffprobe
     ticks = graph_time_base(stream_time_base(ffprobe, plan.request.input, plan.info.index),
@@ -133,9 +133,8 @@ def prepass_argv(plan: UpscalePlan, graph: str, out: Path) -> list[str]:
         i = argv.index("-i")
     except ValueError:
         raise FfsrError("Internal: the upscale command has no input.") from None
-    return [*argv[:i + 2], "-filter_complex", graph, "-map", "[vout]", *INTERMEDIATE,
-            "-fps_mode", "passthrough", "-enc_time_base:v", "1:1000", "-map_metadata", "-1",
-            "-an", "-sn", "-f", "matroska", str(out)]
+    return [*argv[:i + 2], "-filter_complex", graph, "-map", "[vout]", "-an", "-sn",
+            *INTERMEDIATE_FILE, str(out)]
 
 
 def _record(folder: Path) -> dict[str, object] | None:

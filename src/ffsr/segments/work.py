@@ -90,7 +90,6 @@ def segment_task(folder: Path, manifest: dict[str, Any], seg: Segment, ffmpeg: s
     source, graph = info.get("source", manifest["source"]["path"]), info.get("graph", manifest["graph"])
     log = folder / f"segment-{seg.index:04d}.log"
     spec = info.get("docker")
-    cleanup: Callable[[], None] | None = None
     if spec:  # in the image (segments.container): its paths, a folder its user can write
         staging = staging_folder(folder, written.stem)
         written = staging / written.name
@@ -102,6 +101,8 @@ def segment_task(folder: Path, manifest: dict[str, Any], seg: Segment, ffmpeg: s
     else:
         argv = worker_argv(ffmpeg, source, graph, info["in_label"], seg, written,
                            info.get("pix_fmt"))
+        # stopped or failed: no half-written segment stays (renamed away when it succeeded)
+        cleanup = partial(written.unlink, missing_ok=True)
 
     started: list[float] = []
 

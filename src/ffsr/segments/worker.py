@@ -32,6 +32,12 @@ ESPCN, FFV1 was most of a segmented job's overhead (docs/segments.md). It has no
 of its own; the done record's size and sha256 catch a damaged file on resume."""
 
 
+INTERMEDIATE_FILE = [*INTERMEDIATE, "-fps_mode", "passthrough", "-enc_time_base:v", "1:1000",
+                     "-map_metadata", "-1", "-f", "matroska"]
+"""The output options of every intermediate (a segment, the pre-pass, the one-worker tap):
+the codec, every frame as it comes, its pts as Matroska's milliseconds, no metadata."""
+
+
 INTERMEDIATE_PIX_FMTS = frozenset((
     "yuv420p", "yuv422p", "yuv444p", "gray", "yuva420p", "yuva422p", "yuva444p", "yuv420p10le",
     "yuv422p10le", "yuv444p10le", "gbrp", "gbrap", "rgb24", "bgra"))
@@ -105,11 +111,8 @@ def worker_argv(ffmpeg: str, source: str, graph: str, in_label: str, seg: Segmen
     if seg.seek is not None:
         argv += ["-noaccurate_seek", "-ss", _seconds(seg.seek)]
     argv += ["-i", source, "-filter_complex", worker_graph(graph, in_label, seg),
-             "-map", "[vout]", *(["-pix_fmt", pix_fmt] if pix_fmt else []), *INTERMEDIATE,
-             "-fps_mode", "passthrough",
-             "-enc_time_base:v", "1:1000",
-             *([] if cap is None else ["-frames:v", str(cap)]),
-             "-map_metadata", "-1", "-f", "matroska", str(out)]
+             "-map", "[vout]", *(["-pix_fmt", pix_fmt] if pix_fmt else []),
+             *([] if cap is None else ["-frames:v", str(cap)]), *INTERMEDIATE_FILE, str(out)]
     return argv
 
 
@@ -154,6 +157,14 @@ def record_done(folder: Path, seg: Segment, started: float | None = None) -> Don
         times = frame_times(path)
     except (OSError, FfsrError):
         times = []
+    return write_done(folder, seg, times, sha256_file(path) if times else "", started)
+
+
+def write_done(folder: Path, seg: Segment, times: list[int], sha256: str,
+               started: float | None) -> Done:
+    """The done record of the segment file in place, from its frames' timestamps and its
+    sha256 (read back by a worker, measured while writing by segments.checkpoint)."""
+    path = segment_file(folder, seg.index)
     if not times:
         raise FfsrError(f"{path.name} has unreadable timestamps.")
     frames, first, last = len(times), times[0], times[-1]
@@ -162,7 +173,7 @@ def record_done(folder: Path, seg: Segment, started: float | None = None) -> Don
         raise FfsrError(f"Segment {seg.index} came out with {frames} of {expected} frames (the "
                         "input decodes differently than its frame table says); run without "
                         "--segments.")
-    done = Done(frames, path.stat().st_size, sha256_file(path), first, last,
+    done = Done(frames, path.stat().st_size, sha256, first, last,
                 {"host": socket.gethostname(),
                  "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), **when(started)})
     tmp = folder / f".{done_file(folder, seg.index).name}.tmp"
