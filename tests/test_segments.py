@@ -155,15 +155,12 @@ def done_records(folder: Path) -> set[str]:
     return {p.name for p in folder.glob("segment-*.done.json")}
 
 
-def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_bin: Path,
-                                                 tmp_path: Path) -> None:
-    """One worker (the default): the run cuts its segments from its own output
-    (segments.checkpoint); those kept after the kill are what a worker makes of the same
-    index (`ffsr segments work`), and --resume's workers and join finish the job."""
-    clip, out = clips["late"], tmp_path / "out.mp4"
-    folder = tmp_path / ".out.mp4.ffsr-segments"
-    driver = subprocess.Popen([sys.executable, "-m", "ffsr", "upscale", str(clip), "-m", "espcn",
-                               "-o", str(out), "--segments", "3"], stdout=subprocess.DEVNULL,
+def kill_after_first_segment(args: list[str], out: Path) -> set[str]:
+    """`ffsr upscale ARGS -o OUT --segments 3` SIGKILLed once a segment is done: the done
+    records left (no ffmpeg outlives the driver, no half-written segment looks made)."""
+    folder = out.parent / f".{out.name}.ffsr-segments"
+    driver = subprocess.Popen([sys.executable, "-m", "ffsr", "upscale", *args, "-o", str(out),
+                               "--segments", "3"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while not done_records(folder) and driver.poll() is None and time.monotonic() < deadline:
@@ -179,20 +176,37 @@ def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_
     assert 1 <= len(finished) < 3
     # SIGKILL leaves the segment in progress under its partial name, which nothing takes as made
     assert all(p.name.endswith(".partial.mkv") for p in folder.glob(".segment-*"))
+    return finished
 
-    # What the killed run cut equals what a worker makes of the same index, timestamps
-    # (absolute: the clip starts at 1.235 s) and frames.
-    assert ffsr(str(clip), "-m", "espcn", "-o", str(tmp_path / "w.mp4"), "--segments", "3",
-                "--executor", "none").returncode == 0
-    by_worker = tmp_path / ".w.mp4.ffsr-segments"
+
+def assert_cut_as_a_worker_makes(ffmpeg_bin: Path, args: list[str], folder: Path,
+                                 finished: set[str], first_ms: int) -> None:
+    """What a one-worker run cut (segments.checkpoint) equals what `ffsr segments work` makes
+    of the same index: block timestamps (absolute, from ``first_ms`` on) and frames."""
+    planned = folder.parent / f"by-worker{Path(folder.name.removesuffix('.ffsr-segments')).suffix}"
+    assert ffsr(*args, "-o", str(planned), "--segments", "3", "--executor", "none",
+                "--overwrite").returncode == 0
+    by_worker = folder.parent / f".{planned.name}.ffsr-segments"
     for name in sorted(finished):
         index = int(name.split("-")[1].split(".")[0])
         work = subprocess.run([sys.executable, "-m", "ffsr", "segments", "work", str(by_worker),
                                "--index", str(index)], capture_output=True, text=True)
         assert work.returncode == 0, work.stderr
         cut, made = folder / f"segment-{index:04d}.mkv", by_worker / f"segment-{index:04d}.mkv"
-        assert frame_times(cut) == frame_times(made) and frame_times(cut)[0] >= 1235
+        assert frame_times(cut) == frame_times(made) and frame_times(cut)[0] >= first_ms
         assert framemd5(ffmpeg_bin, cut) == framemd5(ffmpeg_bin, made)
+
+
+def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_bin: Path,
+                                                 tmp_path: Path) -> None:
+    """One worker (the default): the run cuts its segments from its own output
+    (segments.checkpoint); those kept after the kill are what a worker makes of the same
+    index (`ffsr segments work`), and --resume's workers and join finish the job."""
+    clip, out = clips["late"], tmp_path / "out.mp4"
+    folder = tmp_path / ".out.mp4.ffsr-segments"
+    finished = kill_after_first_segment([str(clip), "-m", "espcn"], out)
+    # the clip starts at 1.235 s
+    assert_cut_as_a_worker_makes(ffmpeg_bin, [str(clip), "-m", "espcn"], folder, finished, 1235)
 
     # Refusals leave the work alone: another input, other options, no --resume.
     other = tmp_path / "other.mkv"
@@ -226,6 +240,34 @@ def test_kill_then_resume_redoes_only_unfinished(clips: dict[str, Path], ffmpeg_
     assert ffsr(str(clip), "-m", "espcn", "-o", str(single)).returncode == 0
     assert framemd5(ffmpeg_bin, out) == framemd5(ffmpeg_bin, single)
     assert audio_md5(ffmpeg_bin, out) == audio_md5(ffmpeg_bin, single)
+
+
+@pytest.mark.parametrize(("options", "suffix"), [
+    ([], ".mkv"), (["--fps", "50", "--interpolate-after"], ".mkv"), ([], ".gif")],
+    ids=["per-frame", "minterpolate", "gif"])
+def test_one_worker_cuts_what_a_worker_makes_and_resume_mixes_them(
+        clips: dict[str, Path], ffmpeg_bin: Path, tmp_path: Path, options: list[str],
+        suffix: str) -> None:
+    """The one-worker run's cut segments (segments.checkpoint) equal what `ffsr segments work`
+    makes of the same index, and --resume's join takes both kinds in one stream (a file
+    cut from a stream lacks the space ffmpeg keeps in a seekable file's track header: the
+    join refused the mix until matroska.tracks_signature ignored it). Where the join would
+    run the graph's tail (--interpolate-after's minterpolate, a .gif's palette:
+    segments.after), the tap stands before that tail, in the workers' ticks."""
+    clip = clips["late"]
+    args = [str(clip), "-m", "espcn", *options]
+    out = tmp_path / f"out{suffix}"
+    finished = kill_after_first_segment(args, out)
+    folder = tmp_path / f".{out.name}.ffsr-segments"
+    # the clip starts at 1.235 s: in ticks of its 1/1000 time base, the same count
+    assert_cut_as_a_worker_makes(ffmpeg_bin, args, folder, finished, 1235)
+    proc = ffsr(*args, "-o", str(out), "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{3 - len(finished)} of 3 segments made, {len(finished)} kept" in proc.stderr, \
+        proc.stderr
+    single = tmp_path / f"single{suffix}"
+    assert ffsr(*args, "-o", str(single)).returncode == 0
+    assert framemd5(ffmpeg_bin, out) == framemd5(ffmpeg_bin, single)
 
 
 @pytest.mark.parametrize(("extra", "output", "sentence"), [

@@ -10,8 +10,11 @@ process's by construction and nothing is read back: what segmenting costs is the
 intermediate's encode (docs/segments.md). The segments are there for a crash: --resume
 joins them with what workers make of the rest, as after any interrupted run.
 
-Per-frame graphs only (no --fps, --dedupe, pre-pass or image): there a segment is a run of
-the graph's output frames, as its worker would write them. The rest keep the workers.
+Per-frame graphs, and graphs whose tail the join would run (--interpolate-after's
+interpolator, a .gif's palette: segments.after), where the tap stands after the model and
+writes the worker's ticks: there a segment is a run of the model's frames, as its worker
+would write them. Context frames, --dedupe's decisions, the pre-pass and the image keep
+the workers.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ffsr.errors import FfsrError
+from ffsr.segments.after import ticks_out
 from ffsr.segments.executor import Task
 from ffsr.segments.frames import Segment
 from ffsr.segments.join import JOIN_INDEX, rescale, with_graph
@@ -48,17 +52,26 @@ TAP = "ffsr_segments"
 POLL_MS = 50
 
 
-def checkpoint_graph(graph: str, pix_fmt: str | None, shift: int) -> str:
-    """The single-process graph with a second branch at its end, [ffsr_segments]: its
-    frames in the output's pixel format where the intermediate holds it (converted once,
-    before the split, for both), ``shift`` ticks added back to every pts (what ffmpeg took
-    off: the file's start)."""
+def checkpoint_graph(graph: str, pix_fmt: str | None, shift: int,
+                     join_tail: str | None = None, ticks: Fraction | None = None) -> str:
+    """The single-process graph with a second branch, [ffsr_segments], whose frames are the
+    segments': ``shift`` ticks added back to every pts (what ffmpeg took off: the file's
+    start). At the graph's end by default, in the output's pixel format where the
+    intermediate holds it (converted once, before the split, for both). With ``join_tail``
+    (what the join would run: segments.after), before that tail, in ``ticks`` of the
+    stream's time base, as the workers write them there."""
     tail = "[vout]"
     if not graph.endswith(tail):
         raise FfsrError(f"Internal: the filter graph does not end in {tail}.")
-    convert = f"format={pix_fmt}," if pix_fmt else ""
-    return (f"{graph[:-len(tail)]},{convert}split=2{tail}[ffsr_tap];"
-            f"[ffsr_tap]setpts=PTS{shift:+d}[{TAP}]")
+    if join_tail is None:
+        convert = f"format={pix_fmt}," if pix_fmt else ""
+        return (f"{graph[:-len(tail)]},{convert}split=2{tail}[ffsr_tap];"
+                f"[ffsr_tap]setpts=PTS{shift:+d}[{TAP}]")
+    head = graph[:-len(join_tail) - 1]
+    if ticks is None or graph != f"{head},{join_tail}":
+        raise FfsrError("Internal: the filter graph does not end in the join's tail.")
+    return (f"{head},split=2[ffsr_main][ffsr_tap];[ffsr_main]{join_tail};"
+            f"[ffsr_tap]setpts=PTS{shift:+d},{ticks_out(ticks)}[{TAP}]")
 
 
 def start_ticks(start_us: int, time_base: Fraction) -> int:
@@ -67,12 +80,12 @@ def start_ticks(start_us: int, time_base: Fraction) -> int:
     return rescale(start_us, time_base.denominator, 1_000_000 * time_base.numerator)
 
 
-def checkpoint_argv(argv: Sequence[str], graph: str, pix_fmt: str | None, shift: int,
-                    stream: Path) -> list[str]:
-    """The single-process command with the tap as a second output: the worker's
-    intermediate settings (worker.worker_argv), into ``stream``."""
-    return [*with_graph(argv, graph, checkpoint_graph(graph, pix_fmt, shift)),
-            "-map", f"[{TAP}]", *INTERMEDIATE_FILE, str(stream)]
+def checkpoint_argv(argv: Sequence[str], graph: str, tapped: str, stream: Path) -> list[str]:
+    """The single-process command with ``tapped`` (checkpoint_graph) for its ``graph`` and
+    the tap as a second output: the worker's intermediate settings (worker.worker_argv),
+    into ``stream``."""
+    return [*with_graph(argv, graph, tapped), "-map", f"[{TAP}]", *INTERMEDIATE_FILE,
+            str(stream)]
 
 
 class Splitter:
@@ -88,6 +101,8 @@ class Splitter:
         os.mkfifo(self.fifo)
         self.error: str | None = None
         self.made = 0
+        self.frames = 0
+        """Frames cut so far (the segments' bar: the output's may be interpolated)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ffsr-segment-splitter",
                                         daemon=True)
@@ -171,6 +186,7 @@ class Splitter:
                     digest.update(data)
                     times += [t for t, _, _ in cluster.blocks[at:at + take]]
                     at += take
+                    self.frames += take
                     if len(times) == want:
                         out.close()
                         out = None
@@ -186,11 +202,12 @@ class Splitter:
                 partial_file(self.folder, seg.index if seg else 0).unlink(missing_ok=True)
 
 
-def checkpoint_task(plan: UpscalePlan, splitter: Splitter, pix_fmt: str | None, shift: int,
+def checkpoint_task(plan: UpscalePlan, splitter: Splitter, tapped: str,
                     on_result: Callable[[UpscaleResult], None],
                     frames: Callable[[], int]) -> Task:
-    """The single-process run with the tap, as an executor task: the output is published
-    once ffmpeg, the segments and the output's checks all passed."""
+    """The single-process run with the tap (``tapped``: checkpoint_graph), as an executor
+    task: the output is published once ffmpeg, the segments and the output's checks all
+    passed."""
     log = splitter.folder / "upscale.log"
 
     def finish() -> None:
@@ -199,5 +216,5 @@ def checkpoint_task(plan: UpscalePlan, splitter: Splitter, pix_fmt: str | None, 
         publish(plan.partial, plan.output, plan.request.overwrite)
         on_result(UpscaleResult(plan.output, frames(), 0.0))
 
-    argv = checkpoint_argv(plan.argv, plan.graph, pix_fmt, shift, splitter.fifo)
+    argv = checkpoint_argv(plan.argv, plan.graph, tapped, splitter.fifo)
     return Task(JOIN_INDEX, argv, log, finish, "The upscale")

@@ -274,12 +274,12 @@ def prepare_segments(plan: UpscalePlan, opts: SegmentOptions,
 
 
 def cuts_own_output(plan: UpscalePlan, opts: SegmentOptions, p: Prepared) -> bool:
-    """One local worker, nothing kept and a per-frame graph: the single-process run makes
-    the segments itself (segments.checkpoint) instead of workers and a join."""
-    # no join graph (an interpolator or palette there), no pre-pass, no context or decisions
+    """One local worker, nothing kept and segments that are runs of the graph's frames (at
+    its end, or before the tail the join would run): the single-process run makes the
+    segments itself (segments.checkpoint) instead of workers and a join."""
+    # no pre-pass, no context frames, no --dedupe decisions
     return (opts.executor == "local" and opts.jobs == 1 and not p.done
-            and plan.request.runtime != "docker"
-            and "join" not in p.manifest and "source" not in p.manifest["worker"]
+            and plan.request.runtime != "docker" and "source" not in p.manifest["worker"]
             and all(s.shift is None and s.dedupe_select is None for s in p.segments))
 
 
@@ -365,9 +365,9 @@ def _run_and_publish(plan: UpscalePlan, p: Prepared, run: Callable[[], None],
 
 def _run_cutting_own_output(plan: UpscalePlan, p: Prepared,
                             on_progress: Progress | None) -> SegmentedResult:
-    """segments.checkpoint: one ffmpeg, whose progress is both bars' (the segments are its
-    frames, cut as they pass)."""
-    from ffsr.segments.checkpoint import Splitter, checkpoint_task, start_ticks
+    """segments.checkpoint: one ffmpeg, whose progress is the join's bar; the segments' bar
+    counts the frames cut (fewer than the output's where the output is interpolated)."""
+    from ffsr.segments.checkpoint import Splitter, checkpoint_graph, checkpoint_task, start_ticks
 
     done: dict[int, Done] = {}
     latest: list[ProgressUpdate] = []
@@ -375,16 +375,24 @@ def _run_cutting_own_output(plan: UpscalePlan, p: Prepared,
 
     def cut(d: Done, index: int) -> None:
         done[index] = d
+        if on_progress and latest:  # the last frames are cut after ffmpeg's last report
+            on_progress("segments", replace(latest[-1], frame=splitter.frames))
 
     def progress(_index: int, update: ProgressUpdate) -> None:
         latest[:] = [update]
         if on_progress:
-            on_progress("segments", update)
+            on_progress("segments", replace(update, frame=splitter.frames))
             on_progress("join", update)
 
     splitter = Splitter(p.folder, p.segments, cut)
-    task = checkpoint_task(plan, splitter, p.manifest["worker"].get("pix_fmt"),
-                           start_ticks(p.start_us, p.time_base), results.append,
+    tail = p.manifest.get("join")
+    if tail:  # the tap before what the join would run, in the workers' ticks (segments.after)
+        tapped = checkpoint_graph(plan.graph, None, tail["shift"], tail["tail"],
+                                  Fraction(*tail["time_base"]))
+    else:
+        tapped = checkpoint_graph(plan.graph, p.manifest["worker"].get("pix_fmt"),
+                                  start_ticks(p.start_us, p.time_base))
+    task = checkpoint_task(plan, splitter, tapped, results.append,
                            lambda: latest[-1].frame if latest else 0)
     return _run_and_publish(plan, p, lambda: LocalExecutor(1).run([task], progress),
                             splitter.stop, results, done, [s.index for s in p.segments],

@@ -26,6 +26,7 @@ from ffsr.errors import FfsrError
 
 EBML, SEGMENT, INFO, TRACKS, CLUSTER = 0x1A45DFA3, 0x18538067, 0x1549A966, 0x1654AE6B, 0x1F43B675
 DURATION, CRC32, TRACK_ENTRY, TRACK_UID = 0x4489, 0xBF, 0xAE, 0x73C5
+VOID, MAX_BLOCK_ADDITION_ID = 0xEC, 0x55EE
 CLUSTER_TIMESTAMP, SIMPLE_BLOCK, BLOCK_GROUP, BLOCK = 0xE7, 0xA3, 0xA0, 0xA1
 LACING = 0x06
 """A block's flag bits that say it holds several frames (ffmpeg never laces video)."""
@@ -92,8 +93,12 @@ def _without(payload: bytes, drop: set[int]) -> bytes:
 
 
 def tracks_signature(tracks: bytes) -> bytes:
-    """The Tracks payload without what ffmpeg randomises (track UIDs, CRCs)."""
-    return b"".join(_without(body, {TRACK_UID, CRC32}) if el.id == TRACK_ENTRY else b""
+    """The Tracks payload without what ffmpeg randomises (track UIDs, CRCs) and what it
+    writes to a seekable file only (MaxBlockAdditionID 0 and Void space kept for block
+    addition mappings): a worker's segment file and one cut from a stream
+    (segments.checkpoint) hold the same track."""
+    drop = {TRACK_UID, CRC32, VOID, MAX_BLOCK_ADDITION_ID}
+    return b"".join(_without(body, drop) if el.id == TRACK_ENTRY else b""
                     for el, body in children(tracks))
 
 
