@@ -142,8 +142,10 @@ def _build_locked(config: BuildConfig, prefix: Path, jobs: int | None,
     prefix.mkdir(parents=True, exist_ok=True)
     (prefix / COMPLETE_MARKER).unlink(missing_ok=True)
     log_path = prefix.parent / f"{prefix.name}.log"
+    # The real path: the binary's RUNPATH names it, and a cache reached through a link (the
+    # test suite's, a moved home) would leave a binary that cannot start once the link goes.
     cmd: Sequence[str] = [
-        "bash", str(BUILD_SCRIPT), "--prefix", str(prefix),
+        "bash", str(BUILD_SCRIPT), "--prefix", str(prefix.resolve()),
         "--backends", ",".join(config.backends) or "none", "--python", config.python,
         "--source", config.source, "--cache", str(sources_dir()),
     ]
