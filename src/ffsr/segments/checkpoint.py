@@ -35,7 +35,7 @@ from ffsr.errors import FfsrError
 from ffsr.segments.after import ticks_out
 from ffsr.segments.executor import Task
 from ffsr.segments.frames import Segment
-from ffsr.segments.join import JOIN_INDEX, rescale, with_graph
+from ffsr.segments.join import JOIN_INDEX, with_graph
 from ffsr.segments.matroska import CHUNK, read_live
 from ffsr.segments.worker import (
     INTERMEDIATE_FILE,
@@ -72,12 +72,6 @@ def checkpoint_graph(graph: str, pix_fmt: str | None, shift: int,
         raise FfsrError("Internal: the filter graph does not end in the join's tail.")
     return (f"{head},split=2[ffsr_main][ffsr_tap];[ffsr_main]{join_tail};"
             f"[ffsr_tap]setpts=PTS{shift:+d},{ticks_out(ticks)}[{TAP}]")
-
-
-def start_ticks(start_us: int, time_base: Fraction) -> int:
-    """What ffmpeg subtracts from every pts of a stream in ``time_base`` when it takes the
-    file's start (µs) off (ffmpeg_demux.c: av_rescale_q of the file's ts_offset)."""
-    return rescale(start_us, time_base.denominator, 1_000_000 * time_base.numerator)
 
 
 def checkpoint_argv(argv: Sequence[str], graph: str, tapped: str, stream: Path) -> list[str]:

@@ -128,7 +128,7 @@ def plan_segments(plan: UpscalePlan, count: int, split: Split | None = None,
     elif tail_in_join(plan):  # per-frame workers writing ticks (segments.after)
         after = {"time_base": [table.time_base.numerator, table.time_base.denominator],
                  # --dedupe's setpts=N/FRAME_RATE/TB starts the time line at 0 itself
-                 "shift": 0 if req.dedupe else start_shift(table, start_us)}
+                 "shift": 0 if req.dedupe else start_shift(table.time_base, start_us)}
         if req.dedupe:
             segments = with_decisions(segments, table,
                                       kept_pts(plan.argv[0], req.input, plan.info.index))
@@ -367,7 +367,7 @@ def _run_cutting_own_output(plan: UpscalePlan, p: Prepared,
                             on_progress: Progress | None) -> SegmentedResult:
     """segments.checkpoint: one ffmpeg, whose progress is the join's bar; the segments' bar
     counts the frames cut (fewer than the output's where the output is interpolated)."""
-    from ffsr.segments.checkpoint import Splitter, checkpoint_graph, checkpoint_task, start_ticks
+    from ffsr.segments.checkpoint import Splitter, checkpoint_graph, checkpoint_task
 
     done: dict[int, Done] = {}
     latest: list[ProgressUpdate] = []
@@ -391,7 +391,7 @@ def _run_cutting_own_output(plan: UpscalePlan, p: Prepared,
                                   Fraction(*tail["time_base"]))
     else:
         tapped = checkpoint_graph(plan.graph, p.manifest["worker"].get("pix_fmt"),
-                                  start_ticks(p.start_us, p.time_base))
+                                  start_shift(p.time_base, p.start_us))
     task = checkpoint_task(plan, splitter, tapped, results.append,
                            lambda: latest[-1].frame if latest else 0)
     return _run_and_publish(plan, p, lambda: LocalExecutor(1).run([task], progress),

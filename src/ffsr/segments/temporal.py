@@ -35,10 +35,10 @@ parity as frame 0's in the single-process run (odd where the file's start lies b
 video's). Without this a worker could swap originals and middles."""
 
 
-def start_shift(table: FrameTable, start_us: int) -> int:
-    """ffmpeg's own offset for the file's start, in the stream's time base."""
-    tb = table.time_base
-    return rescale(start_us, tb.denominator, 1_000_000 * tb.numerator)
+def start_shift(time_base: Fraction, start_us: int) -> int:
+    """What ffmpeg subtracts from every pts of a stream in ``time_base`` when it takes the
+    file's start (µs) off (ffmpeg_demux.c: av_rescale_q of the file's ts_offset)."""
+    return rescale(start_us, time_base.denominator, 1_000_000 * time_base.numerator)
 
 
 def first_slot(table: FrameTable, i: int, shift: int, rate: Fraction) -> int:
@@ -64,7 +64,7 @@ def between_slots(boundary_s: float, start_time: Fraction, rate: Fraction) -> fl
 def with_context(segments: list[Segment], table: FrameTable, start_time: Fraction,
                  start_us: int, rate: Fraction) -> list[Segment]:
     """The per-frame cut widened for a temporal graph whose output runs at ``rate``."""
-    total, shift = len(table.pts), start_shift(table, start_us)
+    total, shift = len(table.pts), start_shift(table.time_base, start_us)
     phase = first_slot(table, 0, shift, rate)
     out = []
     for seg in segments:
